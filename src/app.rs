@@ -1,0 +1,66 @@
+//! The shared state every handler sees: settings, store and the upstream HTTP clients.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// Shared application state (cheap to clone).
+#[derive(Clone)]
+pub struct App {
+    /// Settings, parsed once.
+    pub config: Arc<Config>,
+    /// Registry and token store.
+    pub store: Arc<dyn Store>,
+    /// Clients for backend requests.
+    pub upstream: Upstream,
+}
+
+/// Two pooled clients: one checks backend certificates, one does not (services
+/// registered with `verify = false`, or `twitcher.ows_proxy_ssl_verify = false`).
+#[derive(Clone)]
+pub struct Upstream {
+    verifying: reqwest::Client,
+    insecure: reqwest::Client,
+}
+
+/// Building the HTTP clients failed (TLS backend could not start).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the HTTP client: {0}")]
+pub struct ClientError(#[from] reqwest::Error);
+
+impl Upstream {
+    /// Clients with the configured timeouts; redirects are passed back, never followed.
+    pub fn new(connect_timeout: Duration, read_timeout: Duration) -> Result<Self, ClientError> {
+        let build = |verify: bool| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(connect_timeout)
+                .read_timeout(read_timeout)
+                .danger_accept_invalid_certs(!verify)
+                .pool_idle_timeout(Duration::from_secs(60))
+                // The proxy forwards the client's headers; reqwest must not add its own
+                // Accept-Encoding handling or decompress bodies we pass on.
+                .no_gzip()
+                .no_brotli()
+                .no_deflate()
+                .no_zstd()
+                .build()
+        };
+        Ok(Upstream { verifying: build(true)?, insecure: build(false)? })
+    }
+
+    /// The client for a backend, honouring the service's and the global verify flag.
+    pub fn client(&self, verify: bool) -> &reqwest::Client {
+        if verify { &self.verifying } else { &self.insecure }
+    }
+}
+
+impl App {
+    /// State for the given settings and store.
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, ClientError> {
+        let upstream = Upstream::new(config.connect_timeout, config.read_timeout)?;
+        Ok(App { config: Arc::new(config), store, upstream })
+    }
+}

@@ -1,0 +1,110 @@
+//! Every error a client of the OWS side can see, and the one place where each becomes a
+//! response: an OWS `ExceptionReport` with the original's code, locator, text and status.
+//! Internal details never reach the client; they are logged where the error is made.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::ows::exception::{self, ExceptionCode};
+use crate::ows::request::RequestError;
+
+/// An error answered with an OWS exception report.
+#[derive(Debug, thiserror::Error)]
+pub enum OwsError {
+    /// No service of that name is registered.
+    #[error("Service not found")]
+    ServiceNotFound,
+    /// The request is not a supported OWS request.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// No valid token was presented.
+    #[error("Access token is required to access this service.")]
+    TokenRequired,
+    /// The token presented has expired.
+    #[error("Access token is expired.")]
+    TokenExpired,
+    /// The service needs a verified X.509 client certificate.
+    #[error("A valid X.509 client certificate is needed.")]
+    CertificateRequired,
+    /// The backend answered with a content type the proxy does not pass on.
+    #[error("Content type is not allowed: {0}.")]
+    ContentTypeNotAllowed(String),
+    /// The backend answered with an error status and no exception report.
+    #[error("Response is not ok: {0}")]
+    ResponseNotOk(String),
+    /// The backend's XML could not be parsed for rewriting.
+    #[error("Could not decode content.")]
+    CouldNotDecode,
+    /// The backend could not be reached.
+    #[error("Request failed: the service is not reachable.")]
+    BackendUnreachable,
+    /// The backend did not answer in time.
+    #[error("Request failed: the service did not answer in time.")]
+    BackendTimeout,
+    /// The proxy only forwards GET and POST.
+    #[error("The server could not comply with the request since it is either malformed or otherwise incorrect.")]
+    MethodNotAllowed,
+    /// The request body is larger than `twitcher.max_body_size` allows.
+    #[error("The request body is too large.")]
+    BodyTooLarge,
+    /// The extra path tries to leave the service's URL (`..` segments).
+    #[error("The request path is not valid.")]
+    InvalidPath,
+    /// No route matches the path (the path is echoed, escaped, like the original).
+    #[error("{0}")]
+    NotFound(String),
+    /// Something failed inside twitcher; the cause was logged.
+    #[error("An internal error occurred.")]
+    Internal,
+}
+
+impl OwsError {
+    /// Logs an internal failure and returns the generic error shown to the client.
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> OwsError {
+        tracing::error!(%err, "{context}");
+        OwsError::Internal
+    }
+
+    /// The report's `exceptionCode`, `locator` and HTTP status.
+    pub fn parts(&self) -> (ExceptionCode, &'static str, StatusCode) {
+        use ExceptionCode::*;
+        match self {
+            OwsError::ServiceNotFound => (InvalidParameterValue, "service", StatusCode::NOT_FOUND),
+            OwsError::Request(e @ RequestError::Missing(_)) => {
+                (MissingParameterValue, e.locator().unwrap_or_default(), StatusCode::BAD_REQUEST)
+            }
+            OwsError::Request(RequestError::Malformed(_)) => {
+                (NoApplicableCode, "NoApplicableCode", StatusCode::BAD_REQUEST)
+            }
+            OwsError::Request(e) => (InvalidParameterValue, e.locator().unwrap_or_default(), StatusCode::BAD_REQUEST),
+            OwsError::TokenRequired
+            | OwsError::TokenExpired
+            | OwsError::CertificateRequired
+            | OwsError::ContentTypeNotAllowed(_) => (NoApplicableCode, "AccessForbidden", StatusCode::UNAUTHORIZED),
+            OwsError::ResponseNotOk(_) | OwsError::CouldNotDecode => {
+                (NoApplicableCode, "NotAcceptable", StatusCode::BAD_REQUEST)
+            }
+            OwsError::BackendUnreachable => (NoApplicableCode, "NotAcceptable", StatusCode::BAD_GATEWAY),
+            OwsError::BackendTimeout => (NoApplicableCode, "NotAcceptable", StatusCode::GATEWAY_TIMEOUT),
+            OwsError::MethodNotAllowed => (NoApplicableCode, "NoApplicableCode", StatusCode::METHOD_NOT_ALLOWED),
+            OwsError::BodyTooLarge => (NoApplicableCode, "NoApplicableCode", StatusCode::PAYLOAD_TOO_LARGE),
+            OwsError::InvalidPath => (NoApplicableCode, "NoApplicableCode", StatusCode::BAD_REQUEST),
+            OwsError::NotFound(_) => (NoApplicableCode, "NoApplicableCode", StatusCode::NOT_FOUND),
+            OwsError::Internal => (NoApplicableCode, "NoApplicableCode", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+}
+
+impl IntoResponse for OwsError {
+    fn into_response(self) -> Response {
+        let (code, locator, status) = self.parts();
+        let body = exception::render(code, locator, &self.to_string());
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(exception::CONTENT_TYPE));
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        }
+        response
+    }
+}

@@ -1,0 +1,19 @@
+//! twitcher: a security proxy for OGC Web Services (WPS, WMS), a drop-in replacement for
+//! the Python Twitcher. A request flows one way: [`router`] → [`proxy`] (which asks
+//! [`ows::request`] to parse and [`security`] to authorize) → backend → response
+//! filtering ([`ows::capabilities`]) → client. State lives in a [`store::Store`].
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod frontpage;
+pub mod json;
+pub mod middleware;
+pub mod ows;
+pub mod proxy;
+pub mod router;
+pub mod security;
+pub mod store;
+
+pub use app::App;
+pub use router::router as app;

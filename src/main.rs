@@ -1,0 +1,120 @@
+//! The `twitcher` binary: parse the command line, load the config, open the store, serve.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use twitcher::config::{Config, Loaded};
+use twitcher::{App, store};
+
+/// Security proxy for OGC Web Services (WPS, WMS).
+#[derive(Parser)]
+#[command(name = "twitcher", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (without CONFIG: 127.0.0.1:8000 and ./twitcher.sqlite).
+    Serve {
+        /// The original's INI file (development.ini style).
+        config: Option<PathBuf>,
+    },
+    /// Create or upgrade the database, then exit.
+    Initdb {
+        /// The original's INI file (development.ini style).
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (Command::Serve { config } | Command::Initdb { config }) = &cli.command;
+    let loaded = match config {
+        Some(path) => Config::load(path),
+        None => Ok(Loaded { config: Config::default(), warnings: Vec::new() }),
+    };
+    let Loaded { config, warnings } = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("twitcher: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let store = match store::open(&config.database) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("twitcher: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if matches!(cli.command, Command::Initdb { .. }) {
+        println!("database ready: {:?}", config.database);
+        return ExitCode::SUCCESS;
+    }
+    let listen = config.listen;
+    let app = match App::new(config, store) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("twitcher: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("twitcher: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(app, listen)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("twitcher: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(app: App, listen: SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
+    tracing::info!("twitcher {} serving on http://{}", twitcher::frontpage::VERSION, listener.local_addr()?);
+    let service = twitcher::app(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM, letting in-flight requests finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

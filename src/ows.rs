@@ -1,0 +1,7 @@
+//! Pure OWS logic, free of HTTP framework types: parsing requests ([`request`]),
+//! rendering exception reports ([`exception`]) and rewriting backend XML
+//! ([`capabilities`]).
+
+pub mod capabilities;
+pub mod exception;
+pub mod request;

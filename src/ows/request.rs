@@ -1,0 +1,330 @@
+//! Parsing of OWS requests as the original understood them: key-value pairs of a GET
+//! query, or the root element of an XML POST body. Only `service`, `request` and
+//! `version` matter for access decisions.
+
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+
+/// OWS service types the proxy knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwsService {
+    /// Web Processing Service.
+    Wps,
+    /// Web Map Service.
+    Wms,
+}
+
+impl OwsService {
+    fn from_lower(value: &str) -> Option<Self> {
+        match value {
+            "wps" => Some(OwsService::Wps),
+            "wms" => Some(OwsService::Wms),
+            _ => None,
+        }
+    }
+
+    fn requests(self) -> &'static [&'static str] {
+        match self {
+            OwsService::Wps => &["getcapabilities", "describeprocess", "execute"],
+            OwsService::Wms => &["getcapabilities", "getmap", "getfeatureinfo", "getlegendgraphic", "getmetadata"],
+        }
+    }
+
+    fn versions(self) -> &'static [&'static str] {
+        match self {
+            OwsService::Wps => &["1.0.0"],
+            OwsService::Wms => &["1.1.1", "1.3.0"],
+        }
+    }
+
+    /// Requests anyone may make, token or not.
+    fn public_requests(self) -> &'static [&'static str] {
+        match self {
+            OwsService::Wps => &["getcapabilities", "describeprocess"],
+            OwsService::Wms => &["getcapabilities"],
+        }
+    }
+}
+
+/// A parsed OWS request: what the security check needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwsRequest {
+    /// The `service` parameter.
+    pub service: OwsService,
+    /// The request type, lower-cased (`getcapabilities`, `execute`, …).
+    pub request: String,
+    /// The `version`, lower-cased, when given.
+    pub version: Option<String>,
+}
+
+impl OwsRequest {
+    /// True for requests that never need a credential (GetCapabilities, DescribeProcess).
+    pub fn is_public(&self) -> bool {
+        self.service.public_requests().contains(&self.request.as_str())
+    }
+}
+
+/// Why a request is not a supported OWS request; each maps to one exception report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// `service`, `request` or `version` absent.
+    #[error("Parameter \"{0}\" is missing")]
+    Missing(&'static str),
+    /// A GET parameter with an unsupported value (message style of the KVP parser).
+    #[error("{param} {value} is not supported")]
+    InvalidKvp {
+        /// `service`, `request` or `version`.
+        param: &'static str,
+        /// The lower-cased value.
+        value: String,
+    },
+    /// An XML request with an unsupported service attribute.
+    #[error("Service {0} is not supported")]
+    InvalidXmlService(String),
+    /// An XML request whose root element is not a request of the service.
+    #[error("Request type {0} is not supported")]
+    InvalidXmlRequest(String),
+    /// An XML request with an unsupported version attribute.
+    #[error("Version {0} is not supported")]
+    InvalidXmlVersion(String),
+    /// The body is not well-formed XML (a short, client-safe description).
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl RequestError {
+    /// The parameter the report's `locator` names, when there is one.
+    pub fn locator(&self) -> Option<&'static str> {
+        match self {
+            RequestError::Missing(p) => Some(p),
+            RequestError::InvalidKvp { param, .. } => Some(param),
+            RequestError::InvalidXmlService(_) => Some("service"),
+            RequestError::InvalidXmlRequest(_) => Some("request"),
+            RequestError::InvalidXmlVersion(_) => Some("version"),
+            RequestError::Malformed(_) => None,
+        }
+    }
+}
+
+/// Parses the key-value pairs of a GET query string. Names are case-insensitive, values
+/// are lower-cased, a repeated name keeps its last value (as the original did).
+pub fn parse_kvp(query: &str) -> Result<OwsRequest, RequestError> {
+    let (mut service, mut request, mut version) = (None, None, None);
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match key.to_ascii_lowercase().as_str() {
+            "service" => &mut service,
+            "request" => &mut request,
+            "version" => &mut version,
+            _ => continue,
+        };
+        *slot = Some(value.to_lowercase());
+    }
+    let present = |v: Option<String>| v.filter(|v| !v.is_empty());
+    let service_name = present(service).ok_or(RequestError::Missing("service"))?;
+    let service = OwsService::from_lower(&service_name)
+        .ok_or(RequestError::InvalidKvp { param: "service", value: service_name })?;
+    let request = present(request).ok_or(RequestError::Missing("request"))?;
+    if !service.requests().contains(&request.as_str()) {
+        return Err(RequestError::InvalidKvp { param: "request", value: request });
+    }
+    let version = check_version(service, &request, present(version)).map_err(|e| match e {
+        VersionError::Missing => RequestError::Missing("version"),
+        VersionError::Unsupported(value) => RequestError::InvalidKvp { param: "version", value },
+    })?;
+    Ok(OwsRequest { service, request, version })
+}
+
+enum VersionError {
+    Missing,
+    Unsupported(String),
+}
+
+/// `version` may only be omitted for GetCapabilities, and must be supported when given.
+fn check_version(service: OwsService, request: &str, version: Option<String>) -> Result<Option<String>, VersionError> {
+    match version {
+        None if request == "getcapabilities" => Ok(None),
+        None => Err(VersionError::Missing),
+        Some(v) if service.versions().contains(&v.as_str()) => Ok(Some(v)),
+        Some(v) => Err(VersionError::Unsupported(v)),
+    }
+}
+
+/// Outcome of looking for the root element in the first bytes of an XML body.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RootScan {
+    /// The root start tag was found: the parsed request (or why it is refused).
+    Found(Result<OwsRequest, RequestError>),
+    /// The bytes end before the root start tag does: read more and scan again.
+    NeedMore,
+}
+
+/// Scans `prefix` (the first bytes of a POST body, or all of it when `complete`) for the
+/// root element: its local name is the request, attributes `service` and `version`.
+/// Entities are never expanded; only the root start tag must be reached.
+pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
+    let prefix = prefix.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(prefix);
+    let mut reader = NsReader::from_reader(prefix);
+    reader.config_mut().trim_text(false);
+    loop {
+        let (resolved, event) = match reader.read_resolved_event() {
+            Ok(pair) => pair,
+            Err(_) if !complete => return RootScan::NeedMore,
+            Err(e) => return RootScan::Found(Err(malformed(&e.to_string()))),
+        };
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                if let ResolveResult::Unknown(p) = resolved {
+                    let prefix_name = String::from_utf8_lossy(&p).into_owned();
+                    let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                    return RootScan::Found(Err(RequestError::Malformed(format!(
+                        "Namespace prefix {prefix_name} on {local} is not defined"
+                    ))));
+                }
+                return RootScan::Found(root_request(e));
+            }
+            Event::Eof if !complete => return RootScan::NeedMore,
+            Event::Eof => return RootScan::Found(Err(RequestError::Malformed("Document is empty".into()))),
+            // Text before the root can never become well-formed, whatever follows.
+            Event::Text(ref t) if !t.iter().all(u8::is_ascii_whitespace) => {
+                return RootScan::Found(Err(RequestError::Malformed("Start tag expected, '<' not found".into())));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn malformed(detail: &str) -> RequestError {
+    // quick-xml's messages name positions and expectations only, never request data
+    // beyond a tag name, so they are safe to show; keep them to one line.
+    let detail: String = detail.chars().filter(|c| !c.is_control()).take(200).collect();
+    RequestError::Malformed(format!("The XML request is not well-formed: {detail}"))
+}
+
+fn root_request(root: &quick_xml::events::BytesStart<'_>) -> Result<OwsRequest, RequestError> {
+    let request = String::from_utf8_lossy(root.local_name().as_ref()).to_lowercase();
+    let (mut service, mut version) = (None, None);
+    for attr in root.attributes() {
+        let attr = attr.map_err(|e| malformed(&e.to_string()))?;
+        let slot = match attr.key.as_ref() {
+            b"service" => &mut service,
+            b"version" => &mut version,
+            _ => continue,
+        };
+        let value = attr.unescape_value().map_err(|e| malformed(&e.to_string()))?;
+        *slot = Some(value.to_lowercase()).filter(|v| !v.is_empty());
+    }
+    let service_name = service.ok_or(RequestError::Missing("service"))?;
+    let service = OwsService::from_lower(&service_name).ok_or(RequestError::InvalidXmlService(service_name))?;
+    if !service.requests().contains(&request.as_str()) {
+        return Err(RequestError::InvalidXmlRequest(request));
+    }
+    let version = check_version(service, &request, version).map_err(|e| match e {
+        VersionError::Missing => RequestError::Missing("version"),
+        VersionError::Unsupported(v) => RequestError::InvalidXmlVersion(v),
+    })?;
+    Ok(OwsRequest { service, request, version })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(service: OwsService, request: &str, version: Option<&str>) -> Result<OwsRequest, RequestError> {
+        Ok(OwsRequest { service, request: request.into(), version: version.map(Into::into) })
+    }
+
+    #[test]
+    fn kvp_table() {
+        use OwsService::*;
+        let cases: &[(&str, Result<OwsRequest, RequestError>)] = &[
+            ("service=WPS&request=GetCapabilities", ok(Wps, "getcapabilities", None)),
+            ("SERVICE=WPS&REQUEST=GetCapabilities", ok(Wps, "getcapabilities", None)),
+            ("service=wps&request=getcapabilities&version=1.0.0", ok(Wps, "getcapabilities", Some("1.0.0"))),
+            ("service=WPS&request=Execute&version=1.0.0&identifier=hello", ok(Wps, "execute", Some("1.0.0"))),
+            ("service=WMS&request=GetMap&version=1.3.0", ok(Wms, "getmap", Some("1.3.0"))),
+            ("request=GetCapabilities", Err(RequestError::Missing("service"))),
+            ("", Err(RequestError::Missing("service"))),
+            ("service=&request=GetCapabilities", Err(RequestError::Missing("service"))),
+            ("service=WPS", Err(RequestError::Missing("request"))),
+            ("service=WFS&request=x", Err(RequestError::InvalidKvp { param: "service", value: "wfs".into() })),
+            ("service=WPS&service=foo&request=GetCapabilities", Err(RequestError::InvalidKvp { param: "service", value: "foo".into() })),
+            ("service=WPS&request=Foo", Err(RequestError::InvalidKvp { param: "request", value: "foo".into() })),
+            ("service=WPS&request=DescribeProcess&identifier=hello", Err(RequestError::Missing("version"))),
+            ("service=WPS&request=Execute&version=2.0.0", Err(RequestError::InvalidKvp { param: "version", value: "2.0.0".into() })),
+            ("service=WPS&request=GetCapabilities&version=3.0.0", Err(RequestError::InvalidKvp { param: "version", value: "3.0.0".into() })),
+            ("service=WMS&request=GetMap", Err(RequestError::Missing("version"))),
+            ("service=%57PS&request=GetCapabilities", ok(Wps, "getcapabilities", None)),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(&parse_kvp(query), expected, "query {query:?}");
+        }
+    }
+
+    #[test]
+    fn messages_match_the_original() {
+        assert_eq!(RequestError::Missing("version").to_string(), "Parameter \"version\" is missing");
+        assert_eq!(
+            RequestError::InvalidKvp { param: "service", value: "wfs".into() }.to_string(),
+            "service wfs is not supported"
+        );
+        assert_eq!(RequestError::InvalidXmlRequest("foo".into()).to_string(), "Request type foo is not supported");
+    }
+
+    fn scan(xml: &str) -> Result<OwsRequest, RequestError> {
+        match scan_xml_root(xml.as_bytes(), true) {
+            RootScan::Found(r) => r,
+            RootScan::NeedMore => panic!("complete input needs more"),
+        }
+    }
+
+    const EXECUTE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<wps:Execute service="WPS" version="1.0.0" xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1"><ows:Identifier>hello</ows:Identifier></wps:Execute>"#;
+
+    #[test]
+    fn xml_table() {
+        use OwsService::*;
+        assert_eq!(scan(EXECUTE), ok(Wps, "execute", Some("1.0.0")));
+        assert_eq!(
+            scan(r#"<wps:GetCapabilities service="WPS" xmlns:wps="http://www.opengis.net/wps/1.0.0"/>"#),
+            ok(Wps, "getcapabilities", None)
+        );
+        assert_eq!(scan(r#"<Foo service="WPS" version="1.0.0"/>"#), Err(RequestError::InvalidXmlRequest("foo".into())));
+        assert_eq!(scan(r#"<Execute service="WMS" version="1.0.0"/>"#), Err(RequestError::InvalidXmlRequest("execute".into())));
+        assert_eq!(scan(r#"<Execute service="foo"/>"#), Err(RequestError::InvalidXmlService("foo".into())));
+        assert_eq!(scan(r#"<Execute service="WPS" version="9.9.9"/>"#), Err(RequestError::InvalidXmlVersion("9.9.9".into())));
+        assert_eq!(scan(r#"<Execute version="1.0.0"/>"#), Err(RequestError::Missing("service")));
+        assert_eq!(scan(r#"<Execute service="WPS"/>"#), Err(RequestError::Missing("version")));
+    }
+
+    #[test]
+    fn malformed_bodies_get_short_safe_messages() {
+        assert_eq!(scan(""), Err(RequestError::Malformed("Document is empty".into())));
+        assert_eq!(scan("  \n"), Err(RequestError::Malformed("Document is empty".into())));
+        assert_eq!(
+            scan("service=WPS&request=Execute"),
+            Err(RequestError::Malformed("Start tag expected, '<' not found".into()))
+        );
+        assert_eq!(
+            scan(r#"<wps:Execute service="WPS" version="1.0.0">"#),
+            Err(RequestError::Malformed("Namespace prefix wps on Execute is not defined".into()))
+        );
+        assert!(matches!(scan("<a b='1'"), Err(RequestError::Malformed(_))));
+        assert!(matches!(scan("<!-- never closed"), Err(RequestError::Malformed(_))));
+    }
+
+    #[test]
+    fn entities_are_never_expanded() {
+        let bomb = r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><Execute service="&b;" version="1.0.0"/>"#;
+        assert!(matches!(scan(bomb), Err(RequestError::Malformed(_))));
+    }
+
+    #[test]
+    fn partial_prefixes_ask_for_more() {
+        for cut in 0..EXECUTE.find("><ows:").unwrap() {
+            assert_eq!(scan_xml_root(&EXECUTE.as_bytes()[..cut], false), RootScan::NeedMore, "cut {cut}");
+        }
+        let cut = EXECUTE.find("><ows:").unwrap() + 1;
+        assert!(matches!(scan_xml_root(&EXECUTE.as_bytes()[..cut], false), RootScan::Found(Ok(_))));
+    }
+}

@@ -1,0 +1,39 @@
+//! Every route of the server in one place.
+
+use axum::Router;
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use axum::routing::{any, get};
+
+use crate::app::App;
+use crate::error::OwsError;
+use crate::{frontpage, middleware, proxy};
+
+/// The complete application: routes, fallbacks and middleware, bound to its state.
+pub fn router(app: App) -> Router {
+    let protected = app.config.protected_path.clone();
+    let mut router = Router::new()
+        .route("/", any(frontpage::frontpage))
+        .route("/info", get(frontpage::info))
+        .route("/versions", get(frontpage::versions))
+        .route("/health", get(frontpage::health))
+        // Anything else under the protected path names no registered service.
+        .route(&protected, any(service_not_found))
+        .route(&format!("{protected}/{{*rest}}"), any(service_not_found));
+    if app.config.ows_proxy && !app.config.ows_proxy_delegate {
+        router = router
+            .route(&format!("{protected}/proxy/{{name}}"), any(proxy::handle))
+            .route(&format!("{protected}/proxy/{{name}}/{{*extra}}"), any(proxy::handle));
+    }
+    middleware::apply(router.fallback(not_found)).with_state(app)
+}
+
+async fn service_not_found() -> impl IntoResponse {
+    OwsError::ServiceNotFound
+}
+
+/// Unknown paths: an OWS report naming the (decoded) path, as the original answered.
+async fn not_found(request: Request) -> impl IntoResponse {
+    let path = percent_encoding::percent_decode_str(request.uri().path()).decode_utf8_lossy().into_owned();
+    OwsError::NotFound(path)
+}

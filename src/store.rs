@@ -1,0 +1,171 @@
+//! Persistent state behind one trait: the service registry, XML-RPC access tokens and
+//! OAuth2 clients/tokens. SQLite is the default backend ([`sqlite::SqliteStore`]);
+//! [`memory::MemoryStore`] serves fast tests. Handlers only ever see `Arc<dyn Store>`.
+
+pub mod memory;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+/// A registered OWS service, as the original stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Unique, sanitized name: the `{name}` of `/ows/proxy/{name}`.
+    pub name: String,
+    /// Backend URL (`scheme://netloc/path`).
+    pub url: String,
+    /// Service type as registered (`WPS`, `wps`, `wms`, …); compared case-insensitively.
+    pub service_type: String,
+    /// Public URL written into rewritten capabilities instead of the proxy URL; may be empty.
+    pub purl: String,
+    /// Registered as public: every request passes without a token.
+    pub public: bool,
+    /// `token` or `cert` (anything else is treated as public, like the original 0.6).
+    pub auth: String,
+    /// Check the backend's TLS certificate.
+    pub verify: bool,
+}
+
+impl Service {
+    /// A service with the original's defaults (`WPS`, token auth, verified TLS).
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Service {
+            name: name.into(),
+            url: url.into(),
+            service_type: "WPS".into(),
+            purl: String::new(),
+            public: false,
+            auth: "token".into(),
+            verify: true,
+        }
+    }
+
+    /// True when no credential is needed for any request to this service.
+    pub fn is_public(&self) -> bool {
+        self.public || !matches!(self.auth.as_str(), "token" | "cert")
+    }
+
+    /// True when the service is of the WPS kind (the original's default branch).
+    pub fn is_wps(&self) -> bool {
+        self.service_type.is_empty() || self.service_type.eq_ignore_ascii_case("wps")
+    }
+}
+
+/// An XML-RPC access token (`access_tokens` table of the 0.5 series).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// The token string handed to clients.
+    pub token: String,
+    /// Expiry as seconds since the Unix epoch.
+    pub expires_at: i64,
+}
+
+/// An OAuth2 client (`client` table of the 0.6 series).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    /// Public client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+    /// Human-readable name, may be empty.
+    pub name: String,
+    /// Space-separated redirect URIs.
+    pub redirect_uris: String,
+    /// Space-separated scopes the client may request.
+    pub default_scope: String,
+}
+
+/// An issued OAuth2 bearer token (`token` table of the 0.6 series).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthToken {
+    /// The bearer token string.
+    pub access_token: String,
+    /// Client the token was issued to.
+    pub client_id: String,
+    /// Space-separated granted scopes.
+    pub scope: String,
+    /// Expiry as seconds since the Unix epoch.
+    pub expires_at: i64,
+}
+
+/// What can go wrong in a store: never shown to clients, only logged.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed an operation.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The database file or URL cannot be used.
+    #[error("cannot open database {location}: {reason}")]
+    Open {
+        /// File path or URL of the database.
+        location: String,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+/// Result alias of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything twitcher keeps between requests. Implementations must be cheap to share
+/// (`Arc<dyn Store>`) and must never block the async runtime.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers (for `/health`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Looks a service up by its exact (case-sensitive) name.
+    async fn service_by_name(&self, name: &str) -> StoreResult<Option<Service>>;
+    /// First service (in insertion order) whose stored URL equals `url`.
+    async fn service_by_url(&self, url: &str) -> StoreResult<Option<Service>>;
+    /// All services in insertion order.
+    async fn list_services(&self) -> StoreResult<Vec<Service>>;
+    /// Inserts the service, or updates it in place (keeping its position) when the name exists.
+    async fn save_service(&self, service: &Service) -> StoreResult<()>;
+    /// Deletes a service; false when there was none of that name.
+    async fn delete_service(&self, name: &str) -> StoreResult<bool>;
+    /// Deletes every service.
+    async fn clear_services(&self) -> StoreResult<()>;
+
+    /// Stores a new XML-RPC access token.
+    async fn save_access_token(&self, token: &AccessToken) -> StoreResult<()>;
+    /// Looks an XML-RPC access token up.
+    async fn access_token(&self, token: &str) -> StoreResult<Option<AccessToken>>;
+    /// Deletes an XML-RPC access token; false when it did not exist.
+    async fn delete_access_token(&self, token: &str) -> StoreResult<bool>;
+    /// Deletes every XML-RPC access token.
+    async fn clear_access_tokens(&self) -> StoreResult<()>;
+
+    /// Stores a new OAuth2 client.
+    async fn save_client(&self, client: &OAuthClient) -> StoreResult<()>;
+    /// Looks an OAuth2 client up by id.
+    async fn client(&self, client_id: &str) -> StoreResult<Option<OAuthClient>>;
+    /// Stores an issued OAuth2 token.
+    async fn save_oauth_token(&self, token: &OAuthToken) -> StoreResult<()>;
+    /// Looks an issued OAuth2 token up.
+    async fn oauth_token(&self, access_token: &str) -> StoreResult<Option<OAuthToken>>;
+    /// Deletes an issued OAuth2 token; false when it did not exist.
+    async fn delete_oauth_token(&self, access_token: &str) -> StoreResult<bool>;
+}
+
+/// Opens the store `sqlalchemy.url` names, creating or upgrading the schema.
+pub fn open(url: &crate::config::DatabaseUrl) -> StoreResult<std::sync::Arc<dyn Store>> {
+    match url {
+        crate::config::DatabaseUrl::Sqlite(path) => Ok(sqlite::SqliteStore::open(path)?),
+        crate::config::DatabaseUrl::Postgres(url) => Err(StoreError::Open {
+            location: redact_password(url),
+            reason: "PostgreSQL is not supported by this version yet; use sqlite:///PATH".into(),
+        }),
+    }
+}
+
+/// A database URL fit for logs: `postgresql://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
