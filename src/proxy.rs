@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::error::OwsError;
 use crate::ows::capabilities::{self, ByteStream, Rewrite, RewriteError};
 use crate::ows::request::{self, OwsRequest, RootScan};
-use crate::security::{self, Credentials, Peer, TokenSource};
+use crate::security::{self, Grant, Peer, TokenSource};
 use crate::store::Service;
 
 /// Bytes of a backend error response searched for an `ExceptionReport`.
@@ -76,12 +76,13 @@ async fn proxy(app: &App, request: Request) -> Result<Response, OwsError> {
     let credentials = security::credentials(query, &parts.headers, &extra, peer);
 
     let (ows_request, body) = read_ows_request(app, &parts.method, query, body).await?;
-    if let Some(ows_request) = &ows_request {
-        security::authorize(app.store.as_ref(), &service, ows_request, &credentials, now()).await?;
-    }
+    let grant = match &ows_request {
+        Some(r) => security::authorize(app.store.as_ref(), &service, r, &credentials, now()).await?,
+        None => Grant::Public,
+    };
 
     let public_url = public_url(app, &service, &parts.headers, peer);
-    let upstream = upstream_request(app, &service, &extra, &parts.method, query, &parts.headers, &credentials, body);
+    let upstream = upstream_request(app, &service, &extra, &parts.method, query, &parts.headers, grant, body);
     let response = upstream.send().await.map_err(upstream_error)?;
     if service.is_wps() {
         wps_response(&service, response, public_url).await
@@ -173,12 +174,12 @@ fn upstream_request(
     method: &Method,
     query: &str,
     headers: &HeaderMap,
-    credentials: &Credentials,
+    grant: Grant,
     body: Option<reqwest::Body>,
 ) -> reqwest::RequestBuilder {
     let forward_credentials = app.config.forward_credentials;
     let mut path_extra = extra;
-    if !forward_credentials && matches!(credentials.token, Some((_, TokenSource::LastPathElement))) {
+    if !forward_credentials && grant == Grant::Token(TokenSource::LastPathElement) {
         // The last element was the token: it addressed twitcher, not the backend.
         path_extra = &extra[..extra.rfind('/').unwrap_or(0)];
     }

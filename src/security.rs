@@ -123,6 +123,17 @@ fn certificate_verified(headers: &HeaderMap, peer: Peer<'_>) -> bool {
     peer.may_assert_certificate() && headers.get(CLIENT_VERIFY_HEADER).is_some_and(|v| v.as_bytes() == b"SUCCESS")
 }
 
+/// Why a request was let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Public service or public operation: no credential was needed.
+    Public,
+    /// A verified client certificate.
+    Certificate,
+    /// A valid token, found there.
+    Token(TokenSource),
+}
+
 /// Decides whether the request may reach the service. `now` is seconds since the epoch.
 pub async fn authorize(
     store: &dyn Store,
@@ -130,17 +141,17 @@ pub async fn authorize(
     request: &OwsRequest,
     credentials: &Credentials,
     now: i64,
-) -> Result<(), OwsError> {
+) -> Result<Grant, OwsError> {
     if service.is_public() || request.is_public() {
-        return Ok(());
+        return Ok(Grant::Public);
     }
     if service.auth == "cert" {
-        return if credentials.certificate_verified { Ok(()) } else { Err(OwsError::CertificateRequired) };
+        return if credentials.certificate_verified { Ok(Grant::Certificate) } else { Err(OwsError::CertificateRequired) };
     }
-    let Some((token, _)) = &credentials.token else {
+    let Some((token, source)) = &credentials.token else {
         return Err(OwsError::TokenRequired);
     };
-    check_token(store, token, now).await
+    check_token(store, token, now).await.map(|()| Grant::Token(*source))
 }
 
 /// A token is valid when it is an unexpired XML-RPC token or an unexpired OAuth2 token
@@ -208,7 +219,7 @@ mod tests {
         assert!(!certificate_verified(&ok, from("10.0.0.2")));
     }
 
-    async fn decide(service: &Service, query: &str, creds: Credentials) -> Result<(), OwsError> {
+    async fn decide(service: &Service, query: &str, creds: Credentials) -> Result<Grant, OwsError> {
         let store = MemoryStore::new();
         store.save_access_token(&AccessToken { token: "good".into(), expires_at: 2000 }).await.unwrap();
         store.save_access_token(&AccessToken { token: "old".into(), expires_at: 1000 }).await.unwrap();
@@ -236,7 +247,7 @@ mod tests {
         let public = Service { public: true, ..emu.clone() };
         let cert = Service { auth: "cert".into(), ..emu.clone() };
         let verified = Credentials { token: None, certificate_verified: true };
-        let outcome = |r: Result<(), OwsError>| r.map_err(|e| e.to_string());
+        let outcome = |r: Result<Grant, OwsError>| r.map(|_| ()).map_err(|e| e.to_string());
         let required = Err("Access token is required to access this service.".to_string());
         let expired = Err("Access token is expired.".to_string());
         let no_cert = Err("A valid X.509 client certificate is needed.".to_string());
