@@ -48,12 +48,19 @@ impl Upstream {
                 .no_zstd()
                 .build()
         };
-        Ok(Upstream { verifying: build(true)?, insecure: build(false)? })
+        Ok(Upstream {
+            verifying: build(true)?,
+            insecure: build(false)?,
+        })
     }
 
     /// The client for a backend, honouring the service's and the global verify flag.
     pub fn client(&self, verify: bool) -> &reqwest::Client {
-        if verify { &self.verifying } else { &self.insecure }
+        if verify {
+            &self.verifying
+        } else {
+            &self.insecure
+        }
     }
 }
 
@@ -61,6 +68,10 @@ impl App {
     /// State for the given settings and store.
     pub fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, ClientError> {
         let upstream = Upstream::new(config.connect_timeout, config.read_timeout)?;
-        Ok(App { config: Arc::new(config), store, upstream })
+        Ok(App {
+            config: Arc::new(config),
+            store,
+            upstream,
+        })
     }
 }

@@ -146,7 +146,14 @@ pub struct ConfigError {
 
 /// Keys of `[app:main]` that belong to Pyramid or other parts of the original stack and
 /// are ignored without a warning.
-const FOREIGN_PREFIXES: &[&str] = &["pyramid.", "sqlalchemy.", "retry.", "tm.", "exclog.", "debugtoolbar."];
+const FOREIGN_PREFIXES: &[&str] = &[
+    "pyramid.",
+    "sqlalchemy.",
+    "retry.",
+    "tm.",
+    "exclog.",
+    "debugtoolbar.",
+];
 const FOREIGN_KEYS: &[&str] = &["use", "filter-with", "twitcher.adapter"];
 
 const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
@@ -213,8 +220,17 @@ impl Config {
     }
 
     /// Parses config text; `here` is what `%(here)s` expands to.
-    pub fn from_ini_str(text: &str, file: &str, here: &Path, source: &Path) -> Result<Loaded, ConfigError> {
-        let err = |key: &str, message: String| ConfigError { file: file.to_string(), key: key.to_string(), message };
+    pub fn from_ini_str(
+        text: &str,
+        file: &str,
+        here: &Path,
+        source: &Path,
+    ) -> Result<Loaded, ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: file.to_string(),
+            key: key.to_string(),
+            message,
+        };
         let ini = Ini::parse(text).map_err(|e| err(&format!("line {}", e.line), e.message))?;
         let predefined = HashMap::from([
             ("here".to_string(), here.display().to_string()),
@@ -225,14 +241,23 @@ impl Config {
                 .map_err(|e| err(&format!("[{section}] line {}", e.line), e.message))
         };
         if ini.section("app:main").is_none() {
-            return Err(err("[app:main]", "section missing: this does not look like a twitcher config".into()));
+            return Err(err(
+                "[app:main]",
+                "section missing: this does not look like a twitcher config".into(),
+            ));
         }
         let app = resolve("app:main")?;
         let server = resolve("server:main")?;
 
-        let mut config = Config { source: Some(source.to_path_buf()), ..Config::default() };
+        let mut config = Config {
+            source: Some(source.to_path_buf()),
+            ..Config::default()
+        };
         let mut warnings = Vec::new();
-        let mut settings = Settings { file, values: HashMap::new() };
+        let mut settings = Settings {
+            file,
+            values: HashMap::new(),
+        };
         for (key, value, _) in app {
             settings.values.insert(key, value);
         }
@@ -241,7 +266,9 @@ impl Config {
                 || FOREIGN_KEYS.contains(&key.as_str())
                 || FOREIGN_PREFIXES.iter().any(|p| key.starts_with(p));
             if !known {
-                warnings.push(format!("{file}: unknown key {key} in [app:main] is ignored"));
+                warnings.push(format!(
+                    "{file}: unknown key {key} in [app:main] is ignored"
+                ));
             }
         }
         warnings.sort();
@@ -250,7 +277,8 @@ impl Config {
             config.database = parse_database_url(&url).map_err(|m| err("sqlalchemy.url", m))?;
         }
         if let Some(url) = settings.string("twitcher.url") {
-            config.url = Url::parse(&url).map_err(|e| err("twitcher.url", format!("not a URL: {e}")))?;
+            config.url =
+                Url::parse(&url).map_err(|e| err("twitcher.url", format!("not a URL: {e}")))?;
         }
         settings.bool("twitcher.rpcinterface", &mut config.rpcinterface)?;
         config.username = settings.string("twitcher.username");
@@ -258,24 +286,42 @@ impl Config {
         settings.bool("twitcher.basicauth", &mut config.basicauth)?;
         settings.bool("twitcher.ows_security", &mut config.ows_security)?;
         settings.bool("twitcher.ows_proxy", &mut config.ows_proxy)?;
-        settings.bool("twitcher.ows_proxy_delegate", &mut config.ows_proxy_delegate)?;
+        settings.bool(
+            "twitcher.ows_proxy_delegate",
+            &mut config.ows_proxy_delegate,
+        )?;
         if let Some(path) = settings.string("twitcher.ows_proxy_protected_path") {
-            config.protected_path = parse_protected_path(&path).map_err(|m| err("twitcher.ows_proxy_protected_path", m))?;
+            config.protected_path = parse_protected_path(&path)
+                .map_err(|m| err("twitcher.ows_proxy_protected_path", m))?;
         }
         settings.bool("twitcher.ows_proxy_ssl_verify", &mut config.ssl_verify)?;
-        settings.seconds("twitcher.ows_proxy_connect_timeout", &mut config.connect_timeout)?;
+        settings.seconds(
+            "twitcher.ows_proxy_connect_timeout",
+            &mut config.connect_timeout,
+        )?;
         settings.seconds("twitcher.ows_proxy_read_timeout", &mut config.read_timeout)?;
-        settings.bool("twitcher.ows_proxy_forward_credentials", &mut config.forward_credentials)?;
+        settings.bool(
+            "twitcher.ows_proxy_forward_credentials",
+            &mut config.forward_credentials,
+        )?;
         if let Some(list) = settings.string("twitcher.trusted_proxies") {
             let addrs = list
                 .split([' ', ',', '\n'])
                 .filter(|s| !s.is_empty())
-                .map(|s| s.parse::<IpAddr>().map_err(|_| err("twitcher.trusted_proxies", format!("{s:?} is not an IP address"))))
+                .map(|s| {
+                    s.parse::<IpAddr>().map_err(|_| {
+                        err(
+                            "twitcher.trusted_proxies",
+                            format!("{s:?} is not an IP address"),
+                        )
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             config.trusted_proxies = Some(addrs);
         }
         if let Some(size) = settings.string("twitcher.max_body_size") {
-            config.max_body_size = parse_size(&size).map_err(|m| err("twitcher.max_body_size", m))?;
+            config.max_body_size =
+                parse_size(&size).map_err(|m| err("twitcher.max_body_size", m))?;
         }
         settings.bool("twitcher.oauth", &mut config.oauth)?;
         if let Some(kind) = settings.string("twitcher.token.type") {
@@ -287,7 +333,9 @@ impl Config {
                 other => {
                     return Err(err(
                         "twitcher.token.type",
-                        format!("{other:?} is not one of random_token, custom_token, signed_token, keycloak_token"),
+                        format!(
+                            "{other:?} is not one of random_token, custom_token, signed_token, keycloak_token"
+                        ),
                     ));
                 }
             };
@@ -297,8 +345,12 @@ impl Config {
             config.token.issuer = issuer;
         }
         config.token.secret = settings.string("twitcher.token.secret");
-        config.token.keyfile = settings.string("twitcher.token.keyfile").map(|p| here.join(p));
-        config.token.certfile = settings.string("twitcher.token.certfile").map(|p| here.join(p));
+        config.token.keyfile = settings
+            .string("twitcher.token.keyfile")
+            .map(|p| here.join(p));
+        config.token.certfile = settings
+            .string("twitcher.token.certfile")
+            .map(|p| here.join(p));
         config.token.keycloak_secret = settings.string("keycloak.token.secret");
         config.token.keycloak_url = settings.string("keycloak.url");
         if let Some(scope) = settings.string("twitcher.oauth.default_scope") {
@@ -306,8 +358,10 @@ impl Config {
         }
 
         let server: HashMap<String, String> = server.into_iter().map(|(k, v, _)| (k, v)).collect();
-        config.listen = parse_listen(&server).map_err(|(key, m)| err(&format!("[server:main] {key}"), m))?;
-        config.tls = parse_tls(&server, here).map_err(|(key, m)| err(&format!("[server:main] {key}"), m))?;
+        config.listen =
+            parse_listen(&server).map_err(|(key, m)| err(&format!("[server:main] {key}"), m))?;
+        config.tls =
+            parse_tls(&server, here).map_err(|(key, m)| err(&format!("[server:main] {key}"), m))?;
         Ok(Loaded { config, warnings })
     }
 }
@@ -349,17 +403,27 @@ struct Settings<'a> {
 impl Settings<'_> {
     /// A non-empty value (the original treats `key =` like an absent key).
     fn string(&self, key: &str) -> Option<String> {
-        self.values.get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+        self.values
+            .get(key)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     }
 
     fn error(&self, key: &str, message: String) -> ConfigError {
-        ConfigError { file: self.file.to_string(), key: key.to_string(), message }
+        ConfigError {
+            file: self.file.to_string(),
+            key: key.to_string(),
+            message,
+        }
     }
 
     fn bool(&self, key: &str, target: &mut bool) -> Result<(), ConfigError> {
         if let Some(value) = self.string(key) {
             *target = parse_bool(&value).ok_or_else(|| {
-                self.error(key, format!("{value:?} is not a boolean (use true/false, yes/no, on/off, 1/0)"))
+                self.error(
+                    key,
+                    format!("{value:?} is not a boolean (use true/false, yes/no, on/off, 1/0)"),
+                )
             })?;
         }
         Ok(())
@@ -371,7 +435,12 @@ impl Settings<'_> {
                 .parse()
                 .ok()
                 .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9)
-                .ok_or_else(|| self.error(key, format!("{value:?} is not a positive number of seconds")))?;
+                .ok_or_else(|| {
+                    self.error(
+                        key,
+                        format!("{value:?} is not a positive number of seconds"),
+                    )
+                })?;
             *target = Duration::from_secs_f64(secs);
         }
         Ok(())
@@ -390,14 +459,22 @@ pub fn parse_bool(value: &str) -> Option<bool> {
 fn parse_database_url(url: &str) -> Result<DatabaseUrl, String> {
     if let Some(path) = url.strip_prefix("sqlite:///") {
         if path.is_empty() || path == ":memory:" {
-            return Err("an in-memory SQLite database would lose every registration; give a file path".into());
+            return Err(
+                "an in-memory SQLite database would lose every registration; give a file path"
+                    .into(),
+            );
         }
         return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
     }
-    if url.starts_with("postgresql://") || url.starts_with("postgres://") || url.starts_with("postgresql+") {
+    if url.starts_with("postgresql://")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql+")
+    {
         return Ok(DatabaseUrl::Postgres(url.to_string()));
     }
-    Err(format!("{url:?} is not supported: use sqlite:///PATH or postgresql://…"))
+    Err(format!(
+        "{url:?} is not supported: use sqlite:///PATH or postgresql://…"
+    ))
 }
 
 fn parse_protected_path(path: &str) -> Result<String, String> {
@@ -422,14 +499,25 @@ fn parse_size(value: &str) -> Result<usize, String> {
         }
         None => (v, 1),
     };
-    let n: usize = digits.parse().map_err(|_| format!("{value:?} is not a size (bytes, or with K/M/G)"))?;
-    n.checked_mul(factor).filter(|n| *n > 0).ok_or_else(|| format!("{value:?} is out of range"))
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{value:?} is not a size (bytes, or with K/M/G)"))?;
+    n.checked_mul(factor)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{value:?} is out of range"))
 }
 
 fn parse_addr(host: &str, port: &str) -> Result<SocketAddr, String> {
-    let port: u16 = port.trim().parse().map_err(|_| format!("{port:?} is not a port number"))?;
+    let port: u16 = port
+        .trim()
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port number"))?;
     let host = host.trim().trim_start_matches('[').trim_end_matches(']');
-    let host = if host == "*" || host.is_empty() { "0.0.0.0" } else { host };
+    let host = if host == "*" || host.is_empty() {
+        "0.0.0.0"
+    } else {
+        host
+    };
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
@@ -441,7 +529,9 @@ fn parse_addr(host: &str, port: &str) -> Result<SocketAddr, String> {
 }
 
 fn split_host_port(value: &str) -> Result<(&str, &str), String> {
-    value.rsplit_once(':').ok_or_else(|| format!("{value:?} is not HOST:PORT"))
+    value
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{value:?} is not HOST:PORT"))
 }
 
 fn parse_listen(server: &HashMap<String, String>) -> Result<SocketAddr, (&'static str, String)> {
@@ -452,35 +542,60 @@ fn parse_listen(server: &HashMap<String, String>) -> Result<SocketAddr, (&'stati
         let (host, port) = split_host_port(first).map_err(|m| ("listen", m))?;
         return parse_addr(host, port).map_err(|m| ("listen", m));
     }
-    let host = server.get("host").map(String::as_str).unwrap_or("127.0.0.1");
+    let host = server
+        .get("host")
+        .map(String::as_str)
+        .unwrap_or("127.0.0.1");
     match server.get("port") {
         Some(port) => parse_addr(host, port).map_err(|m| ("port", m)),
         None => parse_addr(host, &defaults.port().to_string()).map_err(|m| ("host", m)),
     }
 }
 
-fn parse_tls(server: &HashMap<String, String>, here: &Path) -> Result<Option<TlsSettings>, (&'static str, String)> {
+fn parse_tls(
+    server: &HashMap<String, String>,
+    here: &Path,
+) -> Result<Option<TlsSettings>, (&'static str, String)> {
     let Some(listen) = server.get("https_listen").filter(|v| !v.trim().is_empty()) else {
         return Ok(None);
     };
     let (host, port) = split_host_port(listen.trim()).map_err(|m| ("https_listen", m))?;
     let listen = parse_addr(host, port).map_err(|m| ("https_listen", m))?;
     let path = |key: &'static str| -> Result<Option<PathBuf>, (&'static str, String)> {
-        Ok(server.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()).map(|v| here.join(v)))
+        Ok(server
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(|v| here.join(v)))
     };
-    let certfile = path("certfile")?.ok_or(("certfile", "required with https_listen".to_string()))?;
+    let certfile =
+        path("certfile")?.ok_or(("certfile", "required with https_listen".to_string()))?;
     let keyfile = path("keyfile")?.ok_or(("keyfile", "required with https_listen".to_string()))?;
     let client_verify = match server.get("client_verify").map(|v| v.trim()) {
         None | Some("") | Some("none") => ClientVerify::None,
         Some("optional") => ClientVerify::Optional,
         Some("required") => ClientVerify::Required,
-        Some(other) => return Err(("client_verify", format!("{other:?} is not one of none, optional, required"))),
+        Some(other) => {
+            return Err((
+                "client_verify",
+                format!("{other:?} is not one of none, optional, required"),
+            ));
+        }
     };
     let client_ca = path("client_ca")?;
     if client_verify != ClientVerify::None && client_ca.is_none() {
-        return Err(("client_ca", "required when client_verify is optional or required".into()));
+        return Err((
+            "client_ca",
+            "required when client_verify is optional or required".into(),
+        ));
     }
-    Ok(Some(TlsSettings { listen, certfile, keyfile, client_ca, client_verify }))
+    Ok(Some(TlsSettings {
+        listen,
+        certfile,
+        keyfile,
+        client_ca,
+        client_verify,
+    }))
 }
 
 #[cfg(test)]
@@ -488,7 +603,12 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<Loaded, ConfigError> {
-        Config::from_ini_str(text, "test.ini", Path::new("/srv/tw"), Path::new("/srv/tw/test.ini"))
+        Config::from_ini_str(
+            text,
+            "test.ini",
+            Path::new("/srv/tw"),
+            Path::new("/srv/tw/test.ini"),
+        )
     }
 
     #[test]
@@ -497,7 +617,10 @@ mod tests {
         let loaded = load(text).unwrap();
         let c = loaded.config;
         assert_eq!(c.listen, "127.0.0.1:18056".parse().unwrap());
-        assert_eq!(c.database, DatabaseUrl::Sqlite("/opt/twref/v056/twitcher.sqlite".into()));
+        assert_eq!(
+            c.database,
+            DatabaseUrl::Sqlite("/opt/twref/v056/twitcher.sqlite".into())
+        );
         assert_eq!(c.url.as_str(), "http://127.0.0.1:18056/");
         assert!(c.rpcinterface && c.ows_security && c.ows_proxy && !c.ows_proxy_delegate);
         assert_eq!(c.protected_path, "/ows");
@@ -510,7 +633,10 @@ mod tests {
         let text = include_str!("../fixtures/config/v060-twitcher.ini");
         let c = load(text).unwrap().config;
         assert_eq!(c.listen, "127.0.0.1:18060".parse().unwrap());
-        assert_eq!(c.database, DatabaseUrl::Sqlite("/srv/tw/twitcher.sqlite".into()));
+        assert_eq!(
+            c.database,
+            DatabaseUrl::Sqlite("/srv/tw/twitcher.sqlite".into())
+        );
         assert_eq!(c.username.as_deref(), Some("demo"));
         assert_eq!(c.token.kind, TokenType::RandomToken);
         assert_eq!(c.token.expires_in, Duration::from_secs(3600));
@@ -521,7 +647,10 @@ mod tests {
     fn bad_values_name_file_and_key() {
         let e = load("[app:main]\ntwitcher.ows_security = maybe\n").unwrap_err();
         assert_eq!(e.key, "twitcher.ows_security");
-        assert_eq!(e.to_string(), "test.ini: twitcher.ows_security: \"maybe\" is not a boolean (use true/false, yes/no, on/off, 1/0)");
+        assert_eq!(
+            e.to_string(),
+            "test.ini: twitcher.ows_security: \"maybe\" is not a boolean (use true/false, yes/no, on/off, 1/0)"
+        );
         let e = load("[app:main]\n[server:main]\nport = 80x\n").unwrap_err();
         assert_eq!(e.key, "[server:main] port");
         let e = load("[app:main]\nsqlalchemy.url = mysql://x\n").unwrap_err();
@@ -534,7 +663,8 @@ mod tests {
 
     #[test]
     fn unknown_twitcher_keys_warn_once_each() {
-        let loaded = load("[app:main]\ntwitcher.nope = 1\npyramid.debug_all = true\nfoo = 2\n").unwrap();
+        let loaded =
+            load("[app:main]\ntwitcher.nope = 1\npyramid.debug_all = true\nfoo = 2\n").unwrap();
         assert_eq!(
             loaded.warnings,
             vec![
@@ -546,9 +676,13 @@ mod tests {
 
     #[test]
     fn listen_forms() {
-        let c = load("[app:main]\n[server:main]\nhost = 0.0.0.0\nport = 9000\n").unwrap().config;
+        let c = load("[app:main]\n[server:main]\nhost = 0.0.0.0\nport = 9000\n")
+            .unwrap()
+            .config;
         assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
-        let c = load("[app:main]\n[server:main]\nlisten = *:8080 [::]:8080\n").unwrap().config;
+        let c = load("[app:main]\n[server:main]\nlisten = *:8080 [::]:8080\n")
+            .unwrap()
+            .config;
         assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
         let c = load("[app:main]\n").unwrap().config;
         assert_eq!(c.listen, "127.0.0.1:8000".parse().unwrap());

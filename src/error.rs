@@ -42,7 +42,9 @@ pub enum OwsError {
     #[error("Request failed: the service did not answer in time.")]
     BackendTimeout,
     /// The proxy only forwards GET and POST.
-    #[error("The server could not comply with the request since it is either malformed or otherwise incorrect.")]
+    #[error(
+        "The server could not comply with the request since it is either malformed or otherwise incorrect."
+    )]
     MethodNotAllowed,
     /// The request body is larger than `twitcher.max_body_size` allows.
     #[error("The request body is too large.")]
@@ -70,27 +72,61 @@ impl OwsError {
         use ExceptionCode::*;
         match self {
             OwsError::ServiceNotFound => (InvalidParameterValue, "service", StatusCode::NOT_FOUND),
-            OwsError::Request(e @ RequestError::Missing(_)) => {
-                (MissingParameterValue, e.locator().unwrap_or_default(), StatusCode::BAD_REQUEST)
-            }
-            OwsError::Request(RequestError::Malformed(_)) => {
-                (NoApplicableCode, "NoApplicableCode", StatusCode::BAD_REQUEST)
-            }
-            OwsError::Request(e) => (InvalidParameterValue, e.locator().unwrap_or_default(), StatusCode::BAD_REQUEST),
+            OwsError::Request(e @ RequestError::Missing(_)) => (
+                MissingParameterValue,
+                e.locator().unwrap_or_default(),
+                StatusCode::BAD_REQUEST,
+            ),
+            OwsError::Request(RequestError::Malformed(_)) => (
+                NoApplicableCode,
+                "NoApplicableCode",
+                StatusCode::BAD_REQUEST,
+            ),
+            OwsError::Request(e) => (
+                InvalidParameterValue,
+                e.locator().unwrap_or_default(),
+                StatusCode::BAD_REQUEST,
+            ),
             OwsError::TokenRequired
             | OwsError::TokenExpired
             | OwsError::CertificateRequired
-            | OwsError::ContentTypeNotAllowed(_) => (NoApplicableCode, "AccessForbidden", StatusCode::UNAUTHORIZED),
+            | OwsError::ContentTypeNotAllowed(_) => (
+                NoApplicableCode,
+                "AccessForbidden",
+                StatusCode::UNAUTHORIZED,
+            ),
             OwsError::ResponseNotOk(_) | OwsError::CouldNotDecode => {
                 (NoApplicableCode, "NotAcceptable", StatusCode::BAD_REQUEST)
             }
-            OwsError::BackendUnreachable => (NoApplicableCode, "NotAcceptable", StatusCode::BAD_GATEWAY),
-            OwsError::BackendTimeout => (NoApplicableCode, "NotAcceptable", StatusCode::GATEWAY_TIMEOUT),
-            OwsError::MethodNotAllowed => (NoApplicableCode, "NoApplicableCode", StatusCode::METHOD_NOT_ALLOWED),
-            OwsError::BodyTooLarge => (NoApplicableCode, "NoApplicableCode", StatusCode::PAYLOAD_TOO_LARGE),
-            OwsError::InvalidPath => (NoApplicableCode, "NoApplicableCode", StatusCode::BAD_REQUEST),
+            OwsError::BackendUnreachable => {
+                (NoApplicableCode, "NotAcceptable", StatusCode::BAD_GATEWAY)
+            }
+            OwsError::BackendTimeout => (
+                NoApplicableCode,
+                "NotAcceptable",
+                StatusCode::GATEWAY_TIMEOUT,
+            ),
+            OwsError::MethodNotAllowed => (
+                NoApplicableCode,
+                "NoApplicableCode",
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+            OwsError::BodyTooLarge => (
+                NoApplicableCode,
+                "NoApplicableCode",
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            OwsError::InvalidPath => (
+                NoApplicableCode,
+                "NoApplicableCode",
+                StatusCode::BAD_REQUEST,
+            ),
             OwsError::NotFound(_) => (NoApplicableCode, "NoApplicableCode", StatusCode::NOT_FOUND),
-            OwsError::Internal => (NoApplicableCode, "NoApplicableCode", StatusCode::INTERNAL_SERVER_ERROR),
+            OwsError::Internal => (
+                NoApplicableCode,
+                "NoApplicableCode",
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
         }
     }
 }
@@ -101,7 +137,10 @@ impl IntoResponse for OwsError {
         let body = exception::render(code, locator, &self.to_string());
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(exception::CONTENT_TYPE));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(exception::CONTENT_TYPE),
+        );
         if status == StatusCode::METHOD_NOT_ALLOWED {
             headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         }

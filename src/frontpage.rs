@@ -59,7 +59,10 @@ pub async fn health(State(app): State<App>) -> impl IntoResponse {
         Ok(()) => PyJson(StatusCode::OK, json!({"status": "ok"})),
         Err(e) => {
             tracing::error!(error = %e, "health check: database unavailable");
-            PyJson(StatusCode::SERVICE_UNAVAILABLE, json!({"status": "unavailable"}))
+            PyJson(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"status": "unavailable"}),
+            )
         }
     }
 }

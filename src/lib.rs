@@ -4,6 +4,7 @@
 //! filtering ([`ows::capabilities`]) → client. State lives in a [`store::Store`].
 
 pub mod app;
+pub mod basic_auth;
 pub mod config;
 pub mod error;
 pub mod frontpage;
@@ -11,7 +12,9 @@ pub mod json;
 pub mod middleware;
 pub mod ows;
 pub mod proxy;
+pub mod registry;
 pub mod router;
+pub mod rpc;
 pub mod security;
 pub mod store;
 

@@ -36,7 +36,10 @@ fn main() -> ExitCode {
     let (Command::Serve { config } | Command::Initdb { config }) = &cli.command;
     let loaded = match config {
         Some(path) => Config::load(path),
-        None => Ok(Loaded { config: Config::default(), warnings: Vec::new() }),
+        None => Ok(Loaded {
+            config: Config::default(),
+            warnings: Vec::new(),
+        }),
     };
     let Loaded { config, warnings } = match loaded {
         Ok(loaded) => loaded,
@@ -46,7 +49,9 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     for warning in warnings {
@@ -91,9 +96,15 @@ async fn serve(app: App, listen: SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
-    tracing::info!("twitcher {} serving on http://{}", twitcher::frontpage::VERSION, listener.local_addr()?);
+    tracing::info!(
+        "twitcher {} serving on http://{}",
+        twitcher::frontpage::VERSION,
+        listener.local_addr()?
+    );
     let service = twitcher::app(app).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM, letting in-flight requests finish.

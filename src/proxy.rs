@@ -65,24 +65,41 @@ pub async fn handle(State(app): State<App>, request: Request) -> Response {
 }
 
 async fn proxy(app: &App, request: Request) -> Result<Response, OwsError> {
-    let peer_addr = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer_addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let (parts, body) = request.into_parts();
     let (service, extra) = target(app, parts.uri.path()).await?;
     if parts.method != Method::GET && parts.method != Method::POST {
         return Err(OwsError::MethodNotAllowed);
     }
     let query = parts.uri.query().unwrap_or("");
-    let peer = Peer { addr: peer_addr, trusted: app.config.trusted_proxies.as_deref() };
+    let peer = Peer {
+        addr: peer_addr,
+        trusted: app.config.trusted_proxies.as_deref(),
+    };
     let credentials = security::credentials(query, &parts.headers, &extra, peer);
 
     let (ows_request, body) = read_ows_request(app, &parts.method, query, body).await?;
     let grant = match &ows_request {
-        Some(r) => security::authorize(app.store.as_ref(), &service, r, &credentials, now()).await?,
+        Some(r) => {
+            security::authorize(app.store.as_ref(), &service, r, &credentials, now()).await?
+        }
         None => Grant::Public,
     };
 
     let public_url = public_url(app, &service, &parts.headers, peer);
-    let upstream = upstream_request(app, &service, &extra, &parts.method, query, &parts.headers, grant, body);
+    let upstream = upstream_request(
+        app,
+        &service,
+        &extra,
+        &parts.method,
+        query,
+        &parts.headers,
+        grant,
+        body,
+    );
     let response = upstream.send().await.map_err(upstream_error)?;
     if service.is_wps() {
         wps_response(&service, response, public_url).await
@@ -94,12 +111,16 @@ async fn proxy(app: &App, request: Request) -> Result<Response, OwsError> {
 /// Phase 1: the service named in the path, and the raw extra path after it (`/a/b` or "").
 async fn target(app: &App, path: &str) -> Result<(Service, String), OwsError> {
     let proxy_prefix = format!("{}/proxy/", app.config.protected_path);
-    let rest = path.strip_prefix(&proxy_prefix).ok_or(OwsError::ServiceNotFound)?;
+    let rest = path
+        .strip_prefix(&proxy_prefix)
+        .ok_or(OwsError::ServiceNotFound)?;
     let (raw_name, extra) = match rest.find('/') {
         Some(pos) => (&rest[..pos], &rest[pos..]),
         None => (rest, ""),
     };
-    let name = percent_encoding::percent_decode_str(raw_name).decode_utf8().map_err(|_| OwsError::ServiceNotFound)?;
+    let name = percent_encoding::percent_decode_str(raw_name)
+        .decode_utf8()
+        .map_err(|_| OwsError::ServiceNotFound)?;
     if name.is_empty() {
         return Err(OwsError::ServiceNotFound);
     }
@@ -131,11 +152,18 @@ async fn read_ows_request(
 ) -> Result<(Option<OwsRequest>, Option<reqwest::Body>), OwsError> {
     let secure = app.config.ows_security;
     if *method == Method::GET {
-        let parsed = if secure { Some(request::parse_kvp(query)?) } else { None };
+        let parsed = if secure {
+            Some(request::parse_kvp(query)?)
+        } else {
+            None
+        };
         return Ok((parsed, None));
     }
     if !secure {
-        return Ok((None, Some(reqwest::Body::wrap_stream(body.into_data_stream()))));
+        return Ok((
+            None,
+            Some(reqwest::Body::wrap_stream(body.into_data_stream())),
+        ));
     }
     let limit = app.config.max_body_size;
     let mut stream = body.into_data_stream();
@@ -161,7 +189,10 @@ async fn read_ows_request(
         }
     };
     let head = stream::once(async move { Ok::<Bytes, axum::Error>(Bytes::from(prefix)) });
-    Ok((Some(parsed), Some(reqwest::Body::wrap_stream(head.chain(stream)))))
+    Ok((
+        Some(parsed),
+        Some(reqwest::Body::wrap_stream(head.chain(stream))),
+    ))
 }
 
 /// Phase 4: the request to the backend: same method, extra path, query and headers, minus
@@ -188,7 +219,11 @@ fn upstream_request(
         url.truncate(url.trim_end_matches('/').len());
         url.push_str(path_extra);
     }
-    let query = if forward_credentials { query.to_string() } else { strip_token_params(query) };
+    let query = if forward_credentials {
+        query.to_string()
+    } else {
+        strip_token_params(query)
+    };
     if !query.is_empty() {
         url.push('?');
         url.push_str(&query);
@@ -203,10 +238,17 @@ fn upstream_request(
     }
     if service.is_wps() {
         // Capabilities are rewritten as they stream, so they must arrive uncompressed.
-        forwarded.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        forwarded.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
     }
     let verify = service.verify && app.config.ssl_verify;
-    let mut builder = app.upstream.client(verify).request(method.clone(), url).headers(forwarded);
+    let mut builder = app
+        .upstream
+        .client(verify)
+        .request(method.clone(), url)
+        .headers(forwarded);
     if let Some(body) = body {
         if let Some(len) = headers.get(header::CONTENT_LENGTH) {
             // Keep the client's framing: some WSGI backends cannot read chunked bodies.
@@ -217,7 +259,12 @@ fn upstream_request(
     builder
 }
 
-fn skip_request_header(name: &HeaderName, value: &HeaderValue, all: &HeaderMap, forward_credentials: bool) -> bool {
+fn skip_request_header(
+    name: &HeaderName,
+    value: &HeaderValue,
+    all: &HeaderMap,
+    forward_credentials: bool,
+) -> bool {
     let n = name.as_str();
     if n == "host" || n == "content-length" || is_hop_by_hop(name, all) {
         return true;
@@ -227,7 +274,10 @@ fn skip_request_header(name: &HeaderName, value: &HeaderValue, all: &HeaderMap, 
     }
     n == security::ACCESS_TOKEN_HEADER
         || n.starts_with("x-ssl-")
-        || (n == "authorization" && value.to_str().is_ok_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ")))
+        || (n == "authorization"
+            && value
+                .to_str()
+                .is_ok_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ")))
 }
 
 fn is_hop_by_hop(name: &HeaderName, all: &HeaderMap) -> bool {
@@ -247,7 +297,10 @@ fn strip_token_params(query: &str) -> String {
         .filter(|pair| {
             let key = pair.split('=').next().unwrap_or_default();
             let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
-            !pair.is_empty() && !security::TOKEN_PARAMS.iter().any(|t| key.eq_ignore_ascii_case(t))
+            !pair.is_empty()
+                && !security::TOKEN_PARAMS
+                    .iter()
+                    .any(|t| key.eq_ignore_ascii_case(t))
         })
         .collect::<Vec<_>>()
         .join("&")
@@ -259,20 +312,34 @@ fn public_url(app: &App, service: &Service, headers: &HeaderMap, peer: Peer<'_>)
     if service.purl.contains("://") {
         return service.purl.clone();
     }
-    let forwarded = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).map(str::trim);
+    let forwarded = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
     let scheme = match forwarded {
         Some(p @ ("http" | "https")) if peer.may_forward_scheme() => p,
         _ => "http",
     };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_else(|| app.config.url.authority());
-    let name = percent_encoding::utf8_percent_encode(&service.name, percent_encoding::NON_ALPHANUMERIC);
-    format!("{scheme}://{host}{}/proxy/{name}", app.config.protected_path)
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| app.config.url.authority());
+    let name =
+        percent_encoding::utf8_percent_encode(&service.name, percent_encoding::NON_ALPHANUMERIC);
+    format!(
+        "{scheme}://{host}{}/proxy/{name}",
+        app.config.protected_path
+    )
 }
 
 /// Maps a failed backend exchange: unreachable → 502, too slow → 504.
 fn upstream_error(err: reqwest::Error) -> OwsError {
     tracing::warn!(error = %err, "backend request failed");
-    if err.is_timeout() { OwsError::BackendTimeout } else { OwsError::BackendUnreachable }
+    if err.is_timeout() {
+        OwsError::BackendTimeout
+    } else {
+        OwsError::BackendUnreachable
+    }
 }
 
 fn body_stream(response: reqwest::Response) -> ByteStream {
@@ -281,7 +348,11 @@ fn body_stream(response: reqwest::Response) -> ByteStream {
 
 /// Phase 6 for WPS-type services: status mapping, content-type filter, URL rewriting.
 /// Only `Content-Type` (and `Location` of redirects) is passed on, like the original.
-async fn wps_response(service: &Service, response: reqwest::Response, public_url: String) -> Result<Response, OwsError> {
+async fn wps_response(
+    service: &Service,
+    response: reqwest::Response,
+    public_url: String,
+) -> Result<Response, OwsError> {
     let status = response.status();
     let reason = reason_phrase(&response);
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
@@ -292,8 +363,10 @@ async fn wps_response(service: &Service, response: reqwest::Response, public_url
     if status.is_redirection() {
         let mut out = Response::new(Body::from_stream(body));
         *out.status_mut() = status;
-        out.headers_mut().extend(content_type.map(|v| (header::CONTENT_TYPE, v)));
-        out.headers_mut().extend(location.map(|v| (header::LOCATION, v)));
+        out.headers_mut()
+            .extend(content_type.map(|v| (header::CONTENT_TYPE, v)));
+        out.headers_mut()
+            .extend(location.map(|v| (header::LOCATION, v)));
         return Ok(out);
     }
     let mut untouched_length = length;
@@ -310,10 +383,16 @@ async fn wps_response(service: &Service, response: reqwest::Response, public_url
     if let Some(ct) = &content_type {
         let essence = essence(ct);
         if !ALLOWED_CONTENT_TYPES.contains(&essence.as_str()) {
-            return Err(OwsError::ContentTypeNotAllowed(String::from_utf8_lossy(ct.as_bytes()).into_owned()));
+            return Err(OwsError::ContentTypeNotAllowed(
+                String::from_utf8_lossy(ct.as_bytes()).into_owned(),
+            ));
         }
         if is_xml(&essence) {
-            let rewrite = Rewrite { service_url: service.url.clone(), public_url, max_prolog: MAX_PROLOG };
+            let rewrite = Rewrite {
+                service_url: service.url.clone(),
+                public_url,
+                max_prolog: MAX_PROLOG,
+            };
             body = match capabilities::rewrite_xml(body, rewrite).await {
                 Ok((_, rewritten)) => rewritten,
                 Err(RewriteError::NotXml) => return Err(OwsError::CouldNotDecode),
@@ -327,8 +406,10 @@ async fn wps_response(service: &Service, response: reqwest::Response, public_url
     }
     let mut out = Response::new(Body::from_stream(body));
     *out.status_mut() = status;
-    out.headers_mut().extend(content_type.map(|v| (header::CONTENT_TYPE, v)));
-    out.headers_mut().extend(untouched_length.map(|v| (header::CONTENT_LENGTH, v)));
+    out.headers_mut()
+        .extend(content_type.map(|v| (header::CONTENT_TYPE, v)));
+    out.headers_mut()
+        .extend(untouched_length.map(|v| (header::CONTENT_LENGTH, v)));
     Ok(out)
 }
 
@@ -358,11 +439,18 @@ async fn peek(mut body: ByteStream, limit: usize) -> io::Result<(Vec<u8>, ByteSt
 /// The media type without parameters, lower-cased (`Text/XML; charset=x` → `text/xml`).
 fn essence(content_type: &HeaderValue) -> String {
     let s = String::from_utf8_lossy(content_type.as_bytes());
-    s.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+    s.split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
 fn is_xml(essence: &str) -> bool {
-    essence == "text/xml" || essence == "application/xml" || essence.ends_with("+xml") || essence.ends_with("_xml")
+    essence == "text/xml"
+        || essence == "application/xml"
+        || essence.ends_with("+xml")
+        || essence.ends_with("_xml")
 }
 
 /// Phase 6 for other services: status, headers (minus hop-by-hop) and body unchanged.
@@ -393,8 +481,14 @@ mod tests {
 
     #[test]
     fn token_params_are_stripped_byte_exactly() {
-        assert_eq!(strip_token_params("service=WPS&access_token=x&a=%20b&a=c"), "service=WPS&a=%20b&a=c");
-        assert_eq!(strip_token_params("token=1&TOKEN=2&access%5Ftoken=3&tokens=4"), "tokens=4");
+        assert_eq!(
+            strip_token_params("service=WPS&access_token=x&a=%20b&a=c"),
+            "service=WPS&a=%20b&a=c"
+        );
+        assert_eq!(
+            strip_token_params("token=1&TOKEN=2&access%5Ftoken=3&tokens=4"),
+            "tokens=4"
+        );
         assert_eq!(strip_token_params(""), "");
         assert_eq!(strip_token_params("a&&b="), "a&b=");
     }

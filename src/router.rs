@@ -7,7 +7,7 @@ use axum::routing::{any, get};
 
 use crate::app::App;
 use crate::error::OwsError;
-use crate::{frontpage, middleware, proxy};
+use crate::{frontpage, middleware, proxy, rpc};
 
 /// The complete application: routes, fallbacks and middleware, bound to its state.
 pub fn router(app: App) -> Router {
@@ -23,7 +23,13 @@ pub fn router(app: App) -> Router {
     if app.config.ows_proxy && !app.config.ows_proxy_delegate {
         router = router
             .route(&format!("{protected}/proxy/{{name}}"), any(proxy::handle))
-            .route(&format!("{protected}/proxy/{{name}}/{{*extra}}"), any(proxy::handle));
+            .route(
+                &format!("{protected}/proxy/{{name}}/{{*extra}}"),
+                any(proxy::handle),
+            );
+    }
+    if app.config.rpcinterface {
+        router = router.route("/RPC2", any(rpc::handle));
     }
     middleware::apply(router.fallback(not_found)).with_state(app)
 }
@@ -34,6 +40,8 @@ async fn service_not_found() -> impl IntoResponse {
 
 /// Unknown paths: an OWS report naming the (decoded) path, as the original answered.
 async fn not_found(request: Request) -> impl IntoResponse {
-    let path = percent_encoding::percent_decode_str(request.uri().path()).decode_utf8_lossy().into_owned();
+    let path = percent_encoding::percent_decode_str(request.uri().path())
+        .decode_utf8_lossy()
+        .into_owned();
     OwsError::NotFound(path)
 }

@@ -74,8 +74,16 @@ impl Peer<'_> {
 
 /// Collects the credentials of a request. `extra_path` is the raw path after the service
 /// name (empty when none); its last element is the token of last resort.
-pub fn credentials(query: &str, headers: &HeaderMap, extra_path: &str, peer: Peer<'_>) -> Credentials {
-    Credentials { token: find_token(query, headers, extra_path), certificate_verified: certificate_verified(headers, peer) }
+pub fn credentials(
+    query: &str,
+    headers: &HeaderMap,
+    extra_path: &str,
+    peer: Peer<'_>,
+) -> Credentials {
+    Credentials {
+        token: find_token(query, headers, extra_path),
+        certificate_verified: certificate_verified(headers, peer),
+    }
 }
 
 fn find_token(query: &str, headers: &HeaderMap, extra_path: &str) -> Option<(String, TokenSource)> {
@@ -112,15 +120,25 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// The percent-decoded last non-empty element of a raw path.
 fn last_path_element(extra_path: &str) -> Option<String> {
     let last = extra_path.rsplit('/').next().filter(|s| !s.is_empty())?;
-    Some(percent_encoding::percent_decode_str(last).decode_utf8_lossy().into_owned())
+    Some(
+        percent_encoding::percent_decode_str(last)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 fn certificate_verified(headers: &HeaderMap, peer: Peer<'_>) -> bool {
-    peer.may_assert_certificate() && headers.get(CLIENT_VERIFY_HEADER).is_some_and(|v| v.as_bytes() == b"SUCCESS")
+    peer.may_assert_certificate()
+        && headers
+            .get(CLIENT_VERIFY_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"SUCCESS")
 }
 
 /// Why a request was let through.
@@ -146,12 +164,18 @@ pub async fn authorize(
         return Ok(Grant::Public);
     }
     if service.auth == "cert" {
-        return if credentials.certificate_verified { Ok(Grant::Certificate) } else { Err(OwsError::CertificateRequired) };
+        return if credentials.certificate_verified {
+            Ok(Grant::Certificate)
+        } else {
+            Err(OwsError::CertificateRequired)
+        };
     }
     let Some((token, source)) = &credentials.token else {
         return Err(OwsError::TokenRequired);
     };
-    check_token(store, token, now).await.map(|()| Grant::Token(*source))
+    check_token(store, token, now)
+        .await
+        .map(|()| Grant::Token(*source))
 }
 
 /// A token is valid when it is an unexpired XML-RPC token or an unexpired OAuth2 token
@@ -159,13 +183,21 @@ pub async fn authorize(
 async fn check_token(store: &dyn Store, token: &str, now: i64) -> Result<(), OwsError> {
     let lookup = |e| OwsError::internal("token lookup failed", e);
     if let Some(t) = store.access_token(token).await.map_err(lookup)? {
-        return if t.expires_at > now { Ok(()) } else { Err(OwsError::TokenExpired) };
+        return if t.expires_at > now {
+            Ok(())
+        } else {
+            Err(OwsError::TokenExpired)
+        };
     }
     if let Some(t) = store.oauth_token(token).await.map_err(lookup)? {
         if !t.scope.split_whitespace().any(|s| s == "compute") {
             return Err(OwsError::TokenRequired);
         }
-        return if t.expires_at > now { Ok(()) } else { Err(OwsError::TokenExpired) };
+        return if t.expires_at > now {
+            Ok(())
+        } else {
+            Err(OwsError::TokenExpired)
+        };
     }
     Err(OwsError::TokenRequired)
 }
@@ -177,7 +209,10 @@ mod tests {
     use crate::store::memory::MemoryStore;
     use crate::store::{AccessToken, OAuthToken};
 
-    const NO_PEER: Peer<'static> = Peer { addr: None, trusted: None };
+    const NO_PEER: Peer<'static> = Peer {
+        addr: None,
+        trusted: None,
+    };
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -187,23 +222,60 @@ mod tests {
         h
     }
 
+    /// query, headers, extra path → expected token and source.
+    type TokenCase<'a> = (
+        &'a str,
+        &'a HeaderMap,
+        &'a str,
+        Option<(&'a str, TokenSource)>,
+    );
+
     #[test]
     fn token_lookup_order() {
         let all = headers(&[("access-token", "h"), ("authorization", "Bearer b")]);
-        let cases: &[(&str, &HeaderMap, &str, Option<(&str, TokenSource)>)] = &[
-            ("token=q&access_token=a", &all, "/p", Some(("q", TokenSource::QueryToken))),
-            ("access_token=a", &all, "/p", Some(("a", TokenSource::QueryAccessToken))),
+        let cases: &[TokenCase] = &[
+            (
+                "token=q&access_token=a",
+                &all,
+                "/p",
+                Some(("q", TokenSource::QueryToken)),
+            ),
+            (
+                "access_token=a",
+                &all,
+                "/p",
+                Some(("a", TokenSource::QueryAccessToken)),
+            ),
             ("", &all, "/p", Some(("h", TokenSource::AccessTokenHeader))),
-            ("", &headers(&[("authorization", "bearer  b ")]), "/p", Some(("b", TokenSource::Bearer))),
-            ("", &headers(&[("authorization", "Basic dTpw")]), "/p", Some(("p", TokenSource::LastPathElement))),
-            ("", &HeaderMap::new(), "/a/p%20q", Some(("p q", TokenSource::LastPathElement))),
+            (
+                "",
+                &headers(&[("authorization", "bearer  b ")]),
+                "/p",
+                Some(("b", TokenSource::Bearer)),
+            ),
+            (
+                "",
+                &headers(&[("authorization", "Basic dTpw")]),
+                "/p",
+                Some(("p", TokenSource::LastPathElement)),
+            ),
+            (
+                "",
+                &HeaderMap::new(),
+                "/a/p%20q",
+                Some(("p q", TokenSource::LastPathElement)),
+            ),
             ("", &HeaderMap::new(), "/a/", None),
             ("", &HeaderMap::new(), "", None),
             ("token=", &HeaderMap::new(), "", None),
         ];
         for (query, h, path, expected) in cases {
             let got = find_token(query, h, path);
-            assert_eq!(got.as_ref().map(|(t, s)| (t.as_str(), *s)), *expected, "{query:?} {path:?}");
+            assert_eq!(
+                got.as_ref().map(|(t, s)| (t.as_str(), *s)),
+                *expected,
+                "{query:?} {path:?}"
+            );
         }
     }
 
@@ -211,32 +283,62 @@ mod tests {
     fn client_verify_header_needs_exact_success_and_trust() {
         let ok = headers(&[("x-ssl-client-verify", "SUCCESS")]);
         assert!(certificate_verified(&ok, NO_PEER));
-        assert!(!certificate_verified(&headers(&[("x-ssl-client-verify", "success")]), NO_PEER));
-        assert!(!certificate_verified(&headers(&[("x-ssl-client-verify", "FAILED")]), NO_PEER));
+        assert!(!certificate_verified(
+            &headers(&[("x-ssl-client-verify", "success")]),
+            NO_PEER
+        ));
+        assert!(!certificate_verified(
+            &headers(&[("x-ssl-client-verify", "FAILED")]),
+            NO_PEER
+        ));
         let trusted = ["10.0.0.1".parse().unwrap()];
-        let from = |a: &str| Peer { addr: Some(a.parse().unwrap()), trusted: Some(&trusted) };
+        let from = |a: &str| Peer {
+            addr: Some(a.parse().unwrap()),
+            trusted: Some(&trusted),
+        };
         assert!(certificate_verified(&ok, from("10.0.0.1")));
         assert!(!certificate_verified(&ok, from("10.0.0.2")));
     }
 
     async fn decide(service: &Service, query: &str, creds: Credentials) -> Result<Grant, OwsError> {
         let store = MemoryStore::new();
-        store.save_access_token(&AccessToken { token: "good".into(), expires_at: 2000 }).await.unwrap();
-        store.save_access_token(&AccessToken { token: "old".into(), expires_at: 1000 }).await.unwrap();
+        store
+            .save_access_token(&AccessToken {
+                token: "good".into(),
+                expires_at: 2000,
+            })
+            .await
+            .unwrap();
+        store
+            .save_access_token(&AccessToken {
+                token: "old".into(),
+                expires_at: 1000,
+            })
+            .await
+            .unwrap();
         let oauth = |t: &str, scope: &str| OAuthToken {
             access_token: t.into(),
             client_id: "c".into(),
             scope: scope.into(),
             expires_at: 2000,
         };
-        store.save_oauth_token(&oauth("compute", "compute register")).await.unwrap();
-        store.save_oauth_token(&oauth("register", "register")).await.unwrap();
+        store
+            .save_oauth_token(&oauth("compute", "compute register"))
+            .await
+            .unwrap();
+        store
+            .save_oauth_token(&oauth("register", "register"))
+            .await
+            .unwrap();
         let request = parse_kvp(query).unwrap();
         authorize(&store, service, &request, &creds, 1500).await
     }
 
     fn token(t: &str) -> Credentials {
-        Credentials { token: Some((t.into(), TokenSource::QueryAccessToken)), certificate_verified: false }
+        Credentials {
+            token: Some((t.into(), TokenSource::QueryAccessToken)),
+            certificate_verified: false,
+        }
     }
 
     const EXECUTE: &str = "service=WPS&request=Execute&version=1.0.0";
@@ -244,31 +346,78 @@ mod tests {
     #[tokio::test]
     async fn access_decisions() {
         let emu = Service::new("emu", "http://x/wps");
-        let public = Service { public: true, ..emu.clone() };
-        let cert = Service { auth: "cert".into(), ..emu.clone() };
-        let verified = Credentials { token: None, certificate_verified: true };
+        let public = Service {
+            public: true,
+            ..emu.clone()
+        };
+        let cert = Service {
+            auth: "cert".into(),
+            ..emu.clone()
+        };
+        let verified = Credentials {
+            token: None,
+            certificate_verified: true,
+        };
         let outcome = |r: Result<Grant, OwsError>| r.map(|_| ()).map_err(|e| e.to_string());
         let required = Err("Access token is required to access this service.".to_string());
         let expired = Err("Access token is expired.".to_string());
         let no_cert = Err("A valid X.509 client certificate is needed.".to_string());
 
-        assert_eq!(outcome(decide(&emu, "service=WPS&request=GetCapabilities", token("x")).await), Ok(()));
         assert_eq!(
-            outcome(decide(&emu, "service=WPS&request=DescribeProcess&version=1.0.0", Credentials::default()).await),
+            outcome(decide(&emu, "service=WPS&request=GetCapabilities", token("x")).await),
             Ok(())
         );
-        assert_eq!(outcome(decide(&emu, EXECUTE, Credentials::default()).await), required);
+        assert_eq!(
+            outcome(
+                decide(
+                    &emu,
+                    "service=WPS&request=DescribeProcess&version=1.0.0",
+                    Credentials::default()
+                )
+                .await
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            outcome(decide(&emu, EXECUTE, Credentials::default()).await),
+            required
+        );
         assert_eq!(outcome(decide(&emu, EXECUTE, token("good")).await), Ok(()));
         assert_eq!(outcome(decide(&emu, EXECUTE, token("old")).await), expired);
-        assert_eq!(outcome(decide(&emu, EXECUTE, token("nope")).await), required);
-        assert_eq!(outcome(decide(&emu, EXECUTE, token("compute")).await), Ok(()));
-        assert_eq!(outcome(decide(&emu, EXECUTE, token("register")).await), required);
-        assert_eq!(outcome(decide(&public, EXECUTE, Credentials::default()).await), Ok(()));
-        assert_eq!(outcome(decide(&cert, EXECUTE, token("good")).await), no_cert);
-        assert_eq!(outcome(decide(&cert, EXECUTE, verified).await), Ok(()));
-        let wms = Service { service_type: "wms".into(), ..emu.clone() };
         assert_eq!(
-            outcome(decide(&wms, "service=WMS&request=GetMap&version=1.3.0", Credentials::default()).await),
+            outcome(decide(&emu, EXECUTE, token("nope")).await),
+            required
+        );
+        assert_eq!(
+            outcome(decide(&emu, EXECUTE, token("compute")).await),
+            Ok(())
+        );
+        assert_eq!(
+            outcome(decide(&emu, EXECUTE, token("register")).await),
+            required
+        );
+        assert_eq!(
+            outcome(decide(&public, EXECUTE, Credentials::default()).await),
+            Ok(())
+        );
+        assert_eq!(
+            outcome(decide(&cert, EXECUTE, token("good")).await),
+            no_cert
+        );
+        assert_eq!(outcome(decide(&cert, EXECUTE, verified).await), Ok(()));
+        let wms = Service {
+            service_type: "wms".into(),
+            ..emu.clone()
+        };
+        assert_eq!(
+            outcome(
+                decide(
+                    &wms,
+                    "service=WMS&request=GetMap&version=1.3.0",
+                    Credentials::default()
+                )
+                .await
+            ),
             required
         );
     }

@@ -151,7 +151,9 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store `sqlalchemy.url` names, creating or upgrading the schema.
 pub fn open(url: &crate::config::DatabaseUrl) -> StoreResult<std::sync::Arc<dyn Store>> {
     match url {
-        crate::config::DatabaseUrl::Sqlite(path) => Ok(sqlite::SqliteStore::open(path)?),
+        crate::config::DatabaseUrl::Sqlite(path) => {
+            Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?))
+        }
         crate::config::DatabaseUrl::Postgres(url) => Err(StoreError::Open {
             location: redact_password(url),
             reason: "PostgreSQL is not supported by this version yet; use sqlite:///PATH".into(),

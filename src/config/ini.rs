@@ -58,17 +58,29 @@ impl Ini {
             }
             if let Some(rest) = trimmed.strip_prefix('[') {
                 let Some(name) = rest.strip_suffix(']') else {
-                    return Err(IniError { line: line_no, message: "section header without ']'".into() });
+                    return Err(IniError {
+                        line: line_no,
+                        message: "section header without ']'".into(),
+                    });
                 };
-                ini.sections.push(Section { name: name.trim().to_string(), entries: Vec::new() });
+                ini.sections.push(Section {
+                    name: name.trim().to_string(),
+                    entries: Vec::new(),
+                });
                 last_key = None;
                 continue;
             }
             let Some(section_idx) = ini.sections.len().checked_sub(1) else {
-                return Err(IniError { line: line_no, message: "key outside of any section".into() });
+                return Err(IniError {
+                    line: line_no,
+                    message: "key outside of any section".into(),
+                });
             };
             let Some(split) = trimmed.find(['=', ':']) else {
-                return Err(IniError { line: line_no, message: format!("expected 'key = value', found {trimmed:?}") });
+                return Err(IniError {
+                    line: line_no,
+                    message: format!("expected 'key = value', found {trimmed:?}"),
+                });
             };
             let key = trimmed[..split].trim().to_ascii_lowercase();
             let value = strip_inline_comment(trimmed[split + 1..].trim()).to_string();
@@ -110,7 +122,10 @@ impl Ini {
             .map(|(k, v, line)| {
                 interpolate(v, &vars, 0)
                     .map(|value| (k.clone(), value, *line))
-                    .map_err(|message| IniError { line: *line, message })
+                    .map_err(|message| IniError {
+                        line: *line,
+                        message,
+                    })
             })
             .collect()
     }
@@ -126,7 +141,11 @@ fn strip_inline_comment(value: &str) -> &str {
     }
 }
 
-fn interpolate(value: &str, vars: &HashMap<String, String>, depth: usize) -> Result<String, String> {
+fn interpolate(
+    value: &str,
+    vars: &HashMap<String, String>,
+    depth: usize,
+) -> Result<String, String> {
     if depth > 10 {
         return Err("interpolation is nested too deeply".into());
     }
@@ -172,8 +191,15 @@ mod tests {
         )
         .unwrap();
         let app = ini.resolved("app:main", &here()).unwrap();
-        let get = |k: &str| app.iter().find(|(key, _, _)| key == k).map(|(_, v, _)| v.clone());
-        assert_eq!(get("sqlalchemy.url").as_deref(), Some("sqlite:////etc/twitcher/twitcher.sqlite"));
+        let get = |k: &str| {
+            app.iter()
+                .find(|(key, _, _)| key == k)
+                .map(|(_, v, _)| v.clone())
+        };
+        assert_eq!(
+            get("sqlalchemy.url").as_deref(),
+            Some("sqlite:////etc/twitcher/twitcher.sqlite")
+        );
         assert_eq!(get("twitcher.url").as_deref(), Some("http://x"));
         assert_eq!(get("file_template").as_deref(), Some("%(year)d"));
         let server = ini.resolved("server:main", &here()).unwrap();

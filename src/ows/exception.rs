@@ -72,14 +72,27 @@ mod tests {
     fn matches_the_recorded_bytes() {
         let expected = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ExceptionReport version=\"1.0.0\"\n    xmlns=\"http://www.opengis.net/ows/1.1\"\n    xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"\n    xsi:schemaLocation=\"http://www.opengis.net/ows/1.1 http://schemas.opengis.net/ows/1.1.0/owsExceptionReport.xsd\">\n    <Exception exceptionCode=\"NoApplicableCode\" locator=\"AccessForbidden\">\n        <ExceptionText>Access token is required to access this service.</ExceptionText>\n    </Exception>\n</ExceptionReport>";
         assert_eq!(
-            render(ExceptionCode::NoApplicableCode, "AccessForbidden", "Access token is required to access this service."),
+            render(
+                ExceptionCode::NoApplicableCode,
+                "AccessForbidden",
+                "Access token is required to access this service."
+            ),
             expected
         );
     }
 
     #[test]
     fn escapes_like_python_html_escape() {
-        let body = render(ExceptionCode::NoApplicableCode, "NoApplicableCode", "/no such<x>&'\"\u{1}");
-        assert!(body.contains("<ExceptionText>/no such&lt;x&gt;&amp;&#x27;&quot;\u{fffd}</ExceptionText>"), "{body}");
+        let body = render(
+            ExceptionCode::NoApplicableCode,
+            "NoApplicableCode",
+            "/no such<x>&'\"\u{1}",
+        );
+        assert!(
+            body.contains(
+                "<ExceptionText>/no such&lt;x&gt;&amp;&#x27;&quot;\u{fffd}</ExceptionText>"
+            ),
+            "{body}"
+        );
     }
 }

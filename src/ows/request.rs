@@ -27,7 +27,13 @@ impl OwsService {
     fn requests(self) -> &'static [&'static str] {
         match self {
             OwsService::Wps => &["getcapabilities", "describeprocess", "execute"],
-            OwsService::Wms => &["getcapabilities", "getmap", "getfeatureinfo", "getlegendgraphic", "getmetadata"],
+            OwsService::Wms => &[
+                "getcapabilities",
+                "getmap",
+                "getfeatureinfo",
+                "getlegendgraphic",
+                "getmetadata",
+            ],
         }
     }
 
@@ -61,7 +67,9 @@ pub struct OwsRequest {
 impl OwsRequest {
     /// True for requests that never need a credential (GetCapabilities, DescribeProcess).
     pub fn is_public(&self) -> bool {
-        self.service.public_requests().contains(&self.request.as_str())
+        self.service
+            .public_requests()
+            .contains(&self.request.as_str())
     }
 }
 
@@ -122,17 +130,29 @@ pub fn parse_kvp(query: &str) -> Result<OwsRequest, RequestError> {
     }
     let present = |v: Option<String>| v.filter(|v| !v.is_empty());
     let service_name = present(service).ok_or(RequestError::Missing("service"))?;
-    let service = OwsService::from_lower(&service_name)
-        .ok_or(RequestError::InvalidKvp { param: "service", value: service_name })?;
+    let service = OwsService::from_lower(&service_name).ok_or(RequestError::InvalidKvp {
+        param: "service",
+        value: service_name,
+    })?;
     let request = present(request).ok_or(RequestError::Missing("request"))?;
     if !service.requests().contains(&request.as_str()) {
-        return Err(RequestError::InvalidKvp { param: "request", value: request });
+        return Err(RequestError::InvalidKvp {
+            param: "request",
+            value: request,
+        });
     }
     let version = check_version(service, &request, present(version)).map_err(|e| match e {
         VersionError::Missing => RequestError::Missing("version"),
-        VersionError::Unsupported(value) => RequestError::InvalidKvp { param: "version", value },
+        VersionError::Unsupported(value) => RequestError::InvalidKvp {
+            param: "version",
+            value,
+        },
     })?;
-    Ok(OwsRequest { service, request, version })
+    Ok(OwsRequest {
+        service,
+        request,
+        version,
+    })
 }
 
 enum VersionError {
@@ -141,7 +161,11 @@ enum VersionError {
 }
 
 /// `version` may only be omitted for GetCapabilities, and must be supported when given.
-fn check_version(service: OwsService, request: &str, version: Option<String>) -> Result<Option<String>, VersionError> {
+fn check_version(
+    service: OwsService,
+    request: &str,
+    version: Option<String>,
+) -> Result<Option<String>, VersionError> {
     match version {
         None if request == "getcapabilities" => Ok(None),
         None => Err(VersionError::Missing),
@@ -184,10 +208,14 @@ pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
                 return RootScan::Found(root_request(e));
             }
             Event::Eof if !complete => return RootScan::NeedMore,
-            Event::Eof => return RootScan::Found(Err(RequestError::Malformed("Document is empty".into()))),
+            Event::Eof => {
+                return RootScan::Found(Err(RequestError::Malformed("Document is empty".into())));
+            }
             // Text before the root can never become well-formed, whatever follows.
             Event::Text(ref t) if !t.iter().all(u8::is_ascii_whitespace) => {
-                return RootScan::Found(Err(RequestError::Malformed("Start tag expected, '<' not found".into())));
+                return RootScan::Found(Err(RequestError::Malformed(
+                    "Start tag expected, '<' not found".into(),
+                )));
             }
             _ => {}
         }
@@ -197,7 +225,11 @@ pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
 fn malformed(detail: &str) -> RequestError {
     // quick-xml's messages name positions and expectations only, never request data
     // beyond a tag name, so they are safe to show; keep them to one line.
-    let detail: String = detail.chars().filter(|c| !c.is_control()).take(200).collect();
+    let detail: String = detail
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
     RequestError::Malformed(format!("The XML request is not well-formed: {detail}"))
 }
 
@@ -211,11 +243,14 @@ fn root_request(root: &quick_xml::events::BytesStart<'_>) -> Result<OwsRequest, 
             b"version" => &mut version,
             _ => continue,
         };
-        let value = attr.unescape_value().map_err(|e| malformed(&e.to_string()))?;
+        let value = attr
+            .unescape_value()
+            .map_err(|e| malformed(&e.to_string()))?;
         *slot = Some(value.to_lowercase()).filter(|v| !v.is_empty());
     }
     let service_name = service.ok_or(RequestError::Missing("service"))?;
-    let service = OwsService::from_lower(&service_name).ok_or(RequestError::InvalidXmlService(service_name))?;
+    let service = OwsService::from_lower(&service_name)
+        .ok_or(RequestError::InvalidXmlService(service_name))?;
     if !service.requests().contains(&request.as_str()) {
         return Err(RequestError::InvalidXmlRequest(request));
     }
@@ -223,38 +258,110 @@ fn root_request(root: &quick_xml::events::BytesStart<'_>) -> Result<OwsRequest, 
         VersionError::Missing => RequestError::Missing("version"),
         VersionError::Unsupported(v) => RequestError::InvalidXmlVersion(v),
     })?;
-    Ok(OwsRequest { service, request, version })
+    Ok(OwsRequest {
+        service,
+        request,
+        version,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ok(service: OwsService, request: &str, version: Option<&str>) -> Result<OwsRequest, RequestError> {
-        Ok(OwsRequest { service, request: request.into(), version: version.map(Into::into) })
+    fn ok(
+        service: OwsService,
+        request: &str,
+        version: Option<&str>,
+    ) -> Result<OwsRequest, RequestError> {
+        Ok(OwsRequest {
+            service,
+            request: request.into(),
+            version: version.map(Into::into),
+        })
     }
 
     #[test]
     fn kvp_table() {
         use OwsService::*;
         let cases: &[(&str, Result<OwsRequest, RequestError>)] = &[
-            ("service=WPS&request=GetCapabilities", ok(Wps, "getcapabilities", None)),
-            ("SERVICE=WPS&REQUEST=GetCapabilities", ok(Wps, "getcapabilities", None)),
-            ("service=wps&request=getcapabilities&version=1.0.0", ok(Wps, "getcapabilities", Some("1.0.0"))),
-            ("service=WPS&request=Execute&version=1.0.0&identifier=hello", ok(Wps, "execute", Some("1.0.0"))),
-            ("service=WMS&request=GetMap&version=1.3.0", ok(Wms, "getmap", Some("1.3.0"))),
-            ("request=GetCapabilities", Err(RequestError::Missing("service"))),
+            (
+                "service=WPS&request=GetCapabilities",
+                ok(Wps, "getcapabilities", None),
+            ),
+            (
+                "SERVICE=WPS&REQUEST=GetCapabilities",
+                ok(Wps, "getcapabilities", None),
+            ),
+            (
+                "service=wps&request=getcapabilities&version=1.0.0",
+                ok(Wps, "getcapabilities", Some("1.0.0")),
+            ),
+            (
+                "service=WPS&request=Execute&version=1.0.0&identifier=hello",
+                ok(Wps, "execute", Some("1.0.0")),
+            ),
+            (
+                "service=WMS&request=GetMap&version=1.3.0",
+                ok(Wms, "getmap", Some("1.3.0")),
+            ),
+            (
+                "request=GetCapabilities",
+                Err(RequestError::Missing("service")),
+            ),
             ("", Err(RequestError::Missing("service"))),
-            ("service=&request=GetCapabilities", Err(RequestError::Missing("service"))),
+            (
+                "service=&request=GetCapabilities",
+                Err(RequestError::Missing("service")),
+            ),
             ("service=WPS", Err(RequestError::Missing("request"))),
-            ("service=WFS&request=x", Err(RequestError::InvalidKvp { param: "service", value: "wfs".into() })),
-            ("service=WPS&service=foo&request=GetCapabilities", Err(RequestError::InvalidKvp { param: "service", value: "foo".into() })),
-            ("service=WPS&request=Foo", Err(RequestError::InvalidKvp { param: "request", value: "foo".into() })),
-            ("service=WPS&request=DescribeProcess&identifier=hello", Err(RequestError::Missing("version"))),
-            ("service=WPS&request=Execute&version=2.0.0", Err(RequestError::InvalidKvp { param: "version", value: "2.0.0".into() })),
-            ("service=WPS&request=GetCapabilities&version=3.0.0", Err(RequestError::InvalidKvp { param: "version", value: "3.0.0".into() })),
-            ("service=WMS&request=GetMap", Err(RequestError::Missing("version"))),
-            ("service=%57PS&request=GetCapabilities", ok(Wps, "getcapabilities", None)),
+            (
+                "service=WFS&request=x",
+                Err(RequestError::InvalidKvp {
+                    param: "service",
+                    value: "wfs".into(),
+                }),
+            ),
+            (
+                "service=WPS&service=foo&request=GetCapabilities",
+                Err(RequestError::InvalidKvp {
+                    param: "service",
+                    value: "foo".into(),
+                }),
+            ),
+            (
+                "service=WPS&request=Foo",
+                Err(RequestError::InvalidKvp {
+                    param: "request",
+                    value: "foo".into(),
+                }),
+            ),
+            (
+                "service=WPS&request=DescribeProcess&identifier=hello",
+                Err(RequestError::Missing("version")),
+            ),
+            (
+                "service=WPS&request=Execute&version=2.0.0",
+                Err(RequestError::InvalidKvp {
+                    param: "version",
+                    value: "2.0.0".into(),
+                }),
+            ),
+            (
+                "service=WPS&request=GetCapabilities&version=3.0.0",
+                Err(RequestError::InvalidKvp {
+                    param: "version",
+                    value: "3.0.0".into(),
+                }),
+            ),
+            (
+                "service=WMS&request=GetMap",
+                Err(RequestError::Missing("version")),
+            ),
+            (
+                "service=%57PS&request=GetCapabilities",
+                ok(Wps, "getcapabilities", None),
+            ),
         ];
         for (query, expected) in cases {
             assert_eq!(&parse_kvp(query), expected, "query {query:?}");
@@ -263,12 +370,22 @@ mod tests {
 
     #[test]
     fn messages_match_the_original() {
-        assert_eq!(RequestError::Missing("version").to_string(), "Parameter \"version\" is missing");
         assert_eq!(
-            RequestError::InvalidKvp { param: "service", value: "wfs".into() }.to_string(),
+            RequestError::Missing("version").to_string(),
+            "Parameter \"version\" is missing"
+        );
+        assert_eq!(
+            RequestError::InvalidKvp {
+                param: "service",
+                value: "wfs".into()
+            }
+            .to_string(),
             "service wfs is not supported"
         );
-        assert_eq!(RequestError::InvalidXmlRequest("foo".into()).to_string(), "Request type foo is not supported");
+        assert_eq!(
+            RequestError::InvalidXmlRequest("foo".into()).to_string(),
+            "Request type foo is not supported"
+        );
     }
 
     fn scan(xml: &str) -> Result<OwsRequest, RequestError> {
@@ -286,31 +403,64 @@ mod tests {
         use OwsService::*;
         assert_eq!(scan(EXECUTE), ok(Wps, "execute", Some("1.0.0")));
         assert_eq!(
-            scan(r#"<wps:GetCapabilities service="WPS" xmlns:wps="http://www.opengis.net/wps/1.0.0"/>"#),
+            scan(
+                r#"<wps:GetCapabilities service="WPS" xmlns:wps="http://www.opengis.net/wps/1.0.0"/>"#
+            ),
             ok(Wps, "getcapabilities", None)
         );
-        assert_eq!(scan(r#"<Foo service="WPS" version="1.0.0"/>"#), Err(RequestError::InvalidXmlRequest("foo".into())));
-        assert_eq!(scan(r#"<Execute service="WMS" version="1.0.0"/>"#), Err(RequestError::InvalidXmlRequest("execute".into())));
-        assert_eq!(scan(r#"<Execute service="foo"/>"#), Err(RequestError::InvalidXmlService("foo".into())));
-        assert_eq!(scan(r#"<Execute service="WPS" version="9.9.9"/>"#), Err(RequestError::InvalidXmlVersion("9.9.9".into())));
-        assert_eq!(scan(r#"<Execute version="1.0.0"/>"#), Err(RequestError::Missing("service")));
-        assert_eq!(scan(r#"<Execute service="WPS"/>"#), Err(RequestError::Missing("version")));
+        assert_eq!(
+            scan(r#"<Foo service="WPS" version="1.0.0"/>"#),
+            Err(RequestError::InvalidXmlRequest("foo".into()))
+        );
+        assert_eq!(
+            scan(r#"<Execute service="WMS" version="1.0.0"/>"#),
+            Err(RequestError::InvalidXmlRequest("execute".into()))
+        );
+        assert_eq!(
+            scan(r#"<Execute service="foo"/>"#),
+            Err(RequestError::InvalidXmlService("foo".into()))
+        );
+        assert_eq!(
+            scan(r#"<Execute service="WPS" version="9.9.9"/>"#),
+            Err(RequestError::InvalidXmlVersion("9.9.9".into()))
+        );
+        assert_eq!(
+            scan(r#"<Execute version="1.0.0"/>"#),
+            Err(RequestError::Missing("service"))
+        );
+        assert_eq!(
+            scan(r#"<Execute service="WPS"/>"#),
+            Err(RequestError::Missing("version"))
+        );
     }
 
     #[test]
     fn malformed_bodies_get_short_safe_messages() {
-        assert_eq!(scan(""), Err(RequestError::Malformed("Document is empty".into())));
-        assert_eq!(scan("  \n"), Err(RequestError::Malformed("Document is empty".into())));
+        assert_eq!(
+            scan(""),
+            Err(RequestError::Malformed("Document is empty".into()))
+        );
+        assert_eq!(
+            scan("  \n"),
+            Err(RequestError::Malformed("Document is empty".into()))
+        );
         assert_eq!(
             scan("service=WPS&request=Execute"),
-            Err(RequestError::Malformed("Start tag expected, '<' not found".into()))
+            Err(RequestError::Malformed(
+                "Start tag expected, '<' not found".into()
+            ))
         );
         assert_eq!(
             scan(r#"<wps:Execute service="WPS" version="1.0.0">"#),
-            Err(RequestError::Malformed("Namespace prefix wps on Execute is not defined".into()))
+            Err(RequestError::Malformed(
+                "Namespace prefix wps on Execute is not defined".into()
+            ))
         );
         assert!(matches!(scan("<a b='1'"), Err(RequestError::Malformed(_))));
-        assert!(matches!(scan("<!-- never closed"), Err(RequestError::Malformed(_))));
+        assert!(matches!(
+            scan("<!-- never closed"),
+            Err(RequestError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -322,9 +472,16 @@ mod tests {
     #[test]
     fn partial_prefixes_ask_for_more() {
         for cut in 0..EXECUTE.find("><ows:").unwrap() {
-            assert_eq!(scan_xml_root(&EXECUTE.as_bytes()[..cut], false), RootScan::NeedMore, "cut {cut}");
+            assert_eq!(
+                scan_xml_root(&EXECUTE.as_bytes()[..cut], false),
+                RootScan::NeedMore,
+                "cut {cut}"
+            );
         }
         let cut = EXECUTE.find("><ows:").unwrap() + 1;
-        assert!(matches!(scan_xml_root(&EXECUTE.as_bytes()[..cut], false), RootScan::Found(Ok(_))));
+        assert!(matches!(
+            scan_xml_root(&EXECUTE.as_bytes()[..cut], false),
+            RootScan::Found(Ok(_))
+        ));
     }
 }

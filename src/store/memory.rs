@@ -54,10 +54,12 @@ impl Store for MemoryStore {
     }
 
     async fn save_service(&self, service: &Service) -> StoreResult<()> {
-        self.with(|i| match i.services.iter_mut().find(|s| s.name == service.name) {
-            Some(existing) => *existing = service.clone(),
-            None => i.services.push(service.clone()),
-        })
+        self.with(
+            |i| match i.services.iter_mut().find(|s| s.name == service.name) {
+                Some(existing) => *existing = service.clone(),
+                None => i.services.push(service.clone()),
+            },
+        )
     }
 
     async fn delete_service(&self, name: &str) -> StoreResult<bool> {
@@ -102,7 +104,8 @@ impl Store for MemoryStore {
 
     async fn save_oauth_token(&self, token: &OAuthToken) -> StoreResult<()> {
         self.with(|i| {
-            i.oauth_tokens.insert(token.access_token.clone(), token.clone());
+            i.oauth_tokens
+                .insert(token.access_token.clone(), token.clone());
         })
     }
 

@@ -11,10 +11,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use twitcher::App;
 use twitcher::config::Config;
 use twitcher::store::memory::MemoryStore;
 use twitcher::store::{AccessToken, Service, Store};
-use twitcher::App;
 
 /// A running twitcher.
 pub struct TestApp {
@@ -33,7 +33,9 @@ impl TestApp {
         tweak(&mut config);
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let app = App::new(config, store.clone()).expect("app");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let service = twitcher::app(app).into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, service).await });
@@ -42,7 +44,11 @@ impl TestApp {
             .no_proxy()
             .build()
             .expect("client");
-        TestApp { base: format!("http://{addr}"), store, client }
+        TestApp {
+            base: format!("http://{addr}"),
+            store,
+            client,
+        }
     }
 
     /// Starts twitcher with the default config.
@@ -52,19 +58,35 @@ impl TestApp {
 
     /// Registers a service.
     pub async fn register(&self, service: Service) {
-        self.store.save_service(&service).await.expect("save service");
+        self.store
+            .save_service(&service)
+            .await
+            .expect("save service");
     }
 
     /// Stores an XML-RPC token valid for an hour (or expired when `valid` is false).
     pub async fn token(&self, token: &str, valid: bool) {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         let expires_at = if valid { now + 3600 } else { now - 1 };
-        self.store.save_access_token(&AccessToken { token: token.into(), expires_at }).await.expect("save token");
+        self.store
+            .save_access_token(&AccessToken {
+                token: token.into(),
+                expires_at,
+            })
+            .await
+            .expect("save token");
     }
 
     /// GET a path (with query) on twitcher.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.base)).send().await.expect("request")
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
     }
 }
 
@@ -82,7 +104,11 @@ pub struct Canned {
 impl Canned {
     /// A 200 with one content type.
     pub fn ok(content_type: &str, body: impl Into<Bytes>) -> Canned {
-        Canned { status: 200, headers: vec![("Content-Type".into(), content_type.into())], body: body.into() }
+        Canned {
+            status: 200,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
     }
 }
 
@@ -115,10 +141,16 @@ impl StubBackend {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let state = (routes.clone(), received.clone());
         let router = axum::Router::new().fallback(stub_handler).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, router).await });
-        StubBackend { base: format!("http://{addr}"), routes, received }
+        StubBackend {
+            base: format!("http://{addr}"),
+            routes,
+            received,
+        }
     }
 
     /// Answers `path` with `canned`.
@@ -138,14 +170,23 @@ impl StubBackend {
     }
 }
 
-type StubState = (Arc<Mutex<HashMap<String, Canned>>>, Arc<Mutex<Vec<Received>>>);
+type StubState = (
+    Arc<Mutex<HashMap<String, Canned>>>,
+    Arc<Mutex<Vec<Received>>>,
+);
 
 async fn stub_handler(State((routes, received)): State<StubState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     received.lock().unwrap().push(Received {
         method: parts.method.to_string(),
-        target: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         headers: header_pairs(&parts.headers),
         body,
     });
@@ -168,7 +209,15 @@ async fn stub_handler(State((routes, received)): State<StubState>, request: Requ
 
 /// Headers as ordered `(name, value)` pairs.
 pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers.iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// Sends raw bytes to `base` (`http://host:port`) and returns the raw response, for

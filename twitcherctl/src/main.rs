@@ -4,7 +4,11 @@ use clap::Parser;
 
 /// Command line of twitcherctl; the full command set comes with the CLI issue.
 #[derive(Parser)]
-#[command(name = "twitcherctl", version, about = "Command line client for the twitcher security proxy")]
+#[command(
+    name = "twitcherctl",
+    version,
+    about = "Command line client for the twitcher security proxy"
+)]
 struct Cli {}
 
 fn main() {

@@ -1,0 +1,169 @@
+//! Service registration rules shared by the management interfaces (XML-RPC and REST):
+//! name sanitizing, URL checks and the original's defaults.
+
+use crate::config::parse_bool;
+use crate::store::Service;
+
+/// Longest name kept (before the digit prefix), as in the original.
+const MAX_NAME_LEN: usize = 25;
+
+/// Why a registration is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The name is shorter than two characters after trimming.
+    #[error("name must have at least 2 chars.")]
+    NameTooShort,
+}
+
+/// Optional fields of a registration; `None` means "use the default".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceFields {
+    /// Service type (`WPS` when absent or empty).
+    pub service_type: Option<String>,
+    /// Public URL.
+    pub purl: Option<String>,
+    /// Public flag (string values read like Pyramid's `asbool`).
+    pub public: Option<bool>,
+    /// `token` or `cert` (`token` when absent or empty).
+    pub auth: Option<String>,
+    /// Verify backend TLS.
+    pub verify: Option<bool>,
+}
+
+/// A boolean given as text, read like Pyramid's `asbool` (unknown words are false, as
+/// the original's `asbool` treated them).
+pub fn text_bool(value: &str) -> bool {
+    parse_bool(value).unwrap_or(false)
+}
+
+/// The original's name rule: trim, at least 2 chars, lower-case, cut to 25 chars, every
+/// non-word character becomes `_`, a leading digit gets a `_` prefix.
+pub fn sanitize_name(name: &str) -> Result<String, RegistryError> {
+    let trimmed = name.trim();
+    if trimmed.chars().count() < 2 {
+        return Err(RegistryError::NameTooShort);
+    }
+    let mut clean: String = trimmed
+        .to_lowercase()
+        .chars()
+        .take(MAX_NAME_LEN)
+        .map(|c| {
+            if c.is_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.starts_with(|c: char| c.is_numeric()) {
+        clean.insert(0, '_');
+    }
+    Ok(clean)
+}
+
+/// The URL as stored: `scheme://netloc/path` of an http(s) URL with a host; None for
+/// anything else (the original then registered nothing).
+pub fn storable_url(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url.trim()).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") || !parsed.has_host() {
+        return None;
+    }
+    // Rebuild from the original text's pieces rather than `Url`'s normalisation, so the
+    // stored URL is what the user typed minus query and fragment.
+    let text = url.trim();
+    let end = text.find(['?', '#']).unwrap_or(text.len());
+    Some(text[..end].to_string())
+}
+
+/// A service from a registration request. Returns `Ok(None)` when the URL is not an
+/// http(s) URL (nothing is registered then, like the original).
+pub fn build_service(
+    name: &str,
+    url: &str,
+    fields: ServiceFields,
+) -> Result<Option<Service>, RegistryError> {
+    let name = sanitize_name(name)?;
+    let Some(stored_url) = storable_url(url) else {
+        return Ok(None);
+    };
+    let non_empty = |v: Option<String>, default: &str| {
+        v.filter(|s| !s.is_empty())
+            .unwrap_or_else(|| default.into())
+    };
+    Ok(Some(Service {
+        name,
+        url: stored_url,
+        service_type: non_empty(fields.service_type, "WPS"),
+        purl: fields.purl.unwrap_or_default(),
+        public: fields.public.unwrap_or(false),
+        auth: non_empty(fields.auth, "token"),
+        verify: fields.verify.unwrap_or(true),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_sanitized_like_the_original() {
+        let cases = [
+            ("emu", "emu"),
+            ("My Emu-1", "my_emu_1"),
+            ("1abc", "_1abc"),
+            ("a.b/c d", "a_b_c_d"),
+            ("Vögel Dienst", "vögel_dienst"),
+            ("  spaced  ", "spaced"),
+            (
+                "abcdefghijklmnopqrstuvwxyz0123",
+                "abcdefghijklmnopqrstuvwxy",
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(sanitize_name(input).as_deref(), Ok(expected), "{input:?}");
+        }
+        assert_eq!(sanitize_name("x"), Err(RegistryError::NameTooShort));
+        assert_eq!(sanitize_name("  y  "), Err(RegistryError::NameTooShort));
+    }
+
+    #[test]
+    fn only_http_urls_with_a_host_are_stored_without_query() {
+        assert_eq!(
+            storable_url("http://h/w?x=1#f").as_deref(),
+            Some("http://h/w")
+        );
+        assert_eq!(
+            storable_url("https://example.org:8443/wps").as_deref(),
+            Some("https://example.org:8443/wps")
+        );
+        for bad in [
+            "ftp://example.org/wps",
+            "not a url",
+            "/relative/wps",
+            "http://",
+            "file:///etc/passwd",
+        ] {
+            assert_eq!(storable_url(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_fill_empty_fields() {
+        let s = build_service(
+            "emu",
+            "http://h/wps",
+            ServiceFields {
+                auth: Some(String::new()),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s, Service::new("emu", "http://h/wps"));
+        assert_eq!(
+            build_service("emu", "ftp://h", ServiceFields::default()),
+            Ok(None)
+        );
+        assert!(text_bool("true") && !text_bool("no") && !text_bool("0") && !text_bool("bogus"));
+    }
+}

@@ -1,0 +1,165 @@
+//! The XML-RPC management interface of the 0.5 series at `/RPC2`: token and registry
+//! methods for Python `xmlrpc.client` scripts and the old `twitcherctl`.
+//!
+//! Calls are parsed with `dxr` (no entity expansion; body size and nesting depth are
+//! bounded here first). Responses are written by [`xml`] rather than by `dxr_server`,
+//! because Python clients see struct members in document order and the original's order
+//! (`url, name, type, …`) must be kept, and because every error must be a fault with the
+//! codes of SPEC §6 (dxr_server answers unknown methods with code 404 and refuses bodies
+//! without Content-Length).
+
+mod methods;
+pub mod xml;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use quick_xml::events::Event;
+
+use crate::app::App;
+use crate::basic_auth;
+
+/// Deepest element nesting accepted in a call (a service struct inside an array needs 8).
+const MAX_DEPTH: usize = 64;
+
+/// An error answered with an XML-RPC fault (HTTP 200, so `xmlrpc.client` raises `Fault`).
+#[derive(Debug, thiserror::Error)]
+pub enum RpcFault {
+    /// The body is not an XML-RPC call (-32700).
+    #[error("parse error: {0}")]
+    Parse(String),
+    /// No such method (-32601).
+    #[error("method not found: {0}")]
+    MethodNotFound(String),
+    /// Wrong number or type of arguments (-32602).
+    #[error("{0}")]
+    InvalidParams(String),
+    /// The method refused the request (-32500), e.g. a too short service name.
+    #[error("{0}")]
+    Application(String),
+    /// Something failed inside twitcher; the cause was logged (-32500).
+    #[error("internal error")]
+    Internal,
+}
+
+impl RpcFault {
+    /// The fault code of SPEC §6.
+    pub fn code(&self) -> i32 {
+        match self {
+            RpcFault::Parse(_) => -32700,
+            RpcFault::MethodNotFound(_) => -32601,
+            RpcFault::InvalidParams(_) => -32602,
+            RpcFault::Application(_) | RpcFault::Internal => -32500,
+        }
+    }
+
+    /// Logs an internal failure and returns the generic fault.
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> RpcFault {
+        tracing::error!(%err, "{context}");
+        RpcFault::Internal
+    }
+}
+
+fn xml_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=UTF-8"),
+    );
+    response
+}
+
+fn fault(status: StatusCode, fault: &RpcFault) -> Response {
+    xml_response(
+        status,
+        xml::fault_response(fault.code(), &fault.to_string()),
+    )
+}
+
+/// The `/RPC2` handler.
+pub async fn handle(State(app): State<App>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if let Some(user) = &app.config.username {
+        let password = app.config.password.as_deref().unwrap_or("");
+        if !basic_auth::matches(&parts.headers, user, password) {
+            let mut response = fault(
+                StatusCode::UNAUTHORIZED,
+                &RpcFault::Application("authentication required".into()),
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, basic_auth::challenge());
+            return response;
+        }
+    }
+    if parts.method != Method::POST {
+        let mut response = fault(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &RpcFault::Parse("XML-RPC calls are sent with POST".into()),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let body = match read_body(body, &parts.headers, app.config.max_body_size).await {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    match call(&app, &body).await {
+        Ok(value) => xml_response(StatusCode::OK, xml::method_response(&value)),
+        Err(f) => fault(StatusCode::OK, &f),
+    }
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Box<Response>> {
+    let too_large = || {
+        Box::new(fault(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &RpcFault::Parse("request body too large".into()),
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
+}
+
+async fn call(app: &App, body: &[u8]) -> Result<xml::RpcValue, RpcFault> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| RpcFault::Parse("the body is not UTF-8".into()))?;
+    check_depth(text)?;
+    let call = dxr::MethodCall::from_xml(text)
+        .map_err(|_| RpcFault::Parse("not a well-formed XML-RPC methodCall".into()))?;
+    methods::dispatch(app, &call.name, call.params).await
+}
+
+/// Refuses deeply nested documents before the recursive deserializer sees them.
+fn check_depth(text: &str) -> Result<(), RpcFault> {
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(_)) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(RpcFault::Parse(format!(
+                        "nesting deeper than {MAX_DEPTH} elements"
+                    )));
+                }
+            }
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::DocType(_)) => return Err(RpcFault::Parse("DOCTYPE is not allowed".into())),
+            Ok(Event::Eof) => return Ok(()),
+            Ok(_) => {}
+            Err(_) => return Err(RpcFault::Parse("not well-formed XML".into())),
+        }
+    }
+}
