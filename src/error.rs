@@ -147,3 +147,59 @@ impl IntoResponse for OwsError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of report the OWS side can produce, with status and headers.
+    #[tokio::test]
+    async fn every_exception_report() {
+        let all = [
+            OwsError::ServiceNotFound,
+            OwsError::Request(RequestError::Missing("version")),
+            OwsError::Request(RequestError::InvalidKvp {
+                param: "service",
+                value: "wfs".into(),
+            }),
+            OwsError::Request(RequestError::InvalidXmlService("foo".into())),
+            OwsError::Request(RequestError::InvalidXmlRequest("foo".into())),
+            OwsError::Request(RequestError::InvalidXmlVersion("9.9.9".into())),
+            OwsError::Request(RequestError::Malformed("Document is empty".into())),
+            OwsError::TokenRequired,
+            OwsError::TokenExpired,
+            OwsError::CertificateRequired,
+            OwsError::ContentTypeNotAllowed("text/html; charset=utf-8".into()),
+            OwsError::ResponseNotOk("Internal Server Error".into()),
+            OwsError::CouldNotDecode,
+            OwsError::BackendUnreachable,
+            OwsError::BackendTimeout,
+            OwsError::MethodNotAllowed,
+            OwsError::BodyTooLarge,
+            OwsError::InvalidPath,
+            OwsError::NotFound("/no such<x>&'".into()),
+            OwsError::Internal,
+        ];
+        let mut out = String::new();
+        for err in all {
+            let response = err.into_response();
+            out.push_str(&format!("== {}\n", response.status()));
+            let mut headers: Vec<_> = response
+                .headers()
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+                .collect();
+            headers.sort();
+            for h in headers {
+                out.push_str(&h);
+                out.push('\n');
+            }
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            out.push_str(std::str::from_utf8(&body).unwrap());
+            out.push_str("\n\n");
+        }
+        insta::assert_snapshot!(out);
+    }
+}

@@ -80,13 +80,10 @@ impl TestApp {
             .expect("save token");
     }
 
-    /// GET a path (with query) on twitcher.
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request")
+    /// GET a path (with query) on twitcher. The future does not borrow `path`.
+    pub fn get(&self, path: &str) -> impl std::future::Future<Output = reqwest::Response> + use<> {
+        let request = self.client.get(format!("{}{path}", self.base));
+        async move { request.send().await.expect("request") }
     }
 }
 
