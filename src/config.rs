@@ -644,6 +644,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_loads_without_warnings() {
+        let loaded = load(include_str!("../fixtures/development.ini")).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(loaded.config.database, DatabaseUrl::Sqlite("/srv/tw/twitcher.sqlite".into()));
+        assert_eq!(loaded.config.listen, "127.0.0.1:8000".parse().unwrap());
+    }
+
+    #[test]
     fn bad_values_name_file_and_key() {
         let e = load("[app:main]\ntwitcher.ows_security = maybe\n").unwrap_err();
         assert_eq!(e.key, "twitcher.ows_security");

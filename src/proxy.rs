@@ -334,7 +334,15 @@ fn public_url(app: &App, service: &Service, headers: &HeaderMap, peer: Peer<'_>)
 
 /// Maps a failed backend exchange: unreachable → 502, too slow → 504.
 fn upstream_error(err: reqwest::Error) -> OwsError {
-    tracing::warn!(error = %err, "backend request failed");
+    // reqwest's Display stops at "error sending request"; the cause is in the sources.
+    let mut detail = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    tracing::warn!(error = %detail, "backend request failed");
     if err.is_timeout() {
         OwsError::BackendTimeout
     } else {
