@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::store::Store;
+use crate::tokens::{KeyError, Tokens};
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -15,6 +16,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Clients for backend requests.
     pub upstream: Upstream,
+    /// OAuth2 token issuing and checking.
+    pub tokens: Arc<Tokens>,
 }
 
 /// Two pooled clients: one checks backend certificates, one does not (services
@@ -25,14 +28,20 @@ pub struct Upstream {
     insecure: reqwest::Client,
 }
 
-/// Building the HTTP clients failed (TLS backend could not start).
+/// The state cannot be built from the settings.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot create the HTTP client: {0}")]
-pub struct ClientError(#[from] reqwest::Error);
+pub enum StartupError {
+    /// Building the HTTP clients failed (TLS backend could not start).
+    #[error("cannot create the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// Token key material is missing or unusable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
 
 impl Upstream {
     /// Clients with the configured timeouts; redirects are passed back, never followed.
-    pub fn new(connect_timeout: Duration, read_timeout: Duration) -> Result<Self, ClientError> {
+    pub fn new(connect_timeout: Duration, read_timeout: Duration) -> Result<Self, reqwest::Error> {
         let build = |verify: bool| {
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -66,12 +75,14 @@ impl Upstream {
 
 impl App {
     /// State for the given settings and store.
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, ClientError> {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, StartupError> {
         let upstream = Upstream::new(config.connect_timeout, config.read_timeout)?;
+        let tokens = Arc::new(Tokens::from_settings(&config.token)?);
         Ok(App {
             config: Arc::new(config),
             store,
             upstream,
+            tokens,
         })
     }
 }

@@ -36,8 +36,17 @@ pub fn matches(headers: &HeaderMap, user: &str, password: &str) -> bool {
     }
 }
 
+/// True when the management interfaces may be used: no management user is configured
+/// (as in the original's default setup), or the request carries its credentials.
+pub fn management_allowed(config: &crate::config::Config, headers: &HeaderMap) -> bool {
+    match &config.username {
+        None => true,
+        Some(user) => matches(headers, user, config.password.as_deref().unwrap_or("")),
+    }
+}
+
 /// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {
         let x = a.get(i).copied().unwrap_or(0);

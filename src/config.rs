@@ -54,6 +54,8 @@ pub struct TokenSettings {
     pub keycloak_secret: Option<String>,
     /// Base URL of Keycloak.
     pub keycloak_url: Option<String>,
+    /// `aud` a Keycloak token must carry (`keycloak.token.audience`; unchecked when unset).
+    pub keycloak_audience: Option<String>,
 }
 
 /// How the native HTTPS listener checks client certificates.
@@ -126,6 +128,8 @@ pub struct Config {
     pub max_body_size: usize,
     /// Serve the OAuth2 endpoints.
     pub oauth: bool,
+    /// Reading the REST registry also needs credentials.
+    pub rest_read_auth: bool,
     /// OAuth2 token settings.
     pub token: TokenSettings,
     /// Scopes given to new OAuth2 clients.
@@ -181,6 +185,7 @@ impl Default for Config {
             trusted_proxies: None,
             max_body_size: DEFAULT_MAX_BODY,
             oauth: true,
+            rest_read_auth: false,
             token: TokenSettings {
                 kind: TokenType::RandomToken,
                 expires_in: Duration::from_secs(3600),
@@ -190,6 +195,7 @@ impl Default for Config {
                 certfile: None,
                 keycloak_secret: None,
                 keycloak_url: None,
+                keycloak_audience: None,
             },
             default_client_scope: "compute register".into(),
         }
@@ -324,6 +330,7 @@ impl Config {
                 parse_size(&size).map_err(|m| err("twitcher.max_body_size", m))?;
         }
         settings.bool("twitcher.oauth", &mut config.oauth)?;
+        settings.bool("twitcher.rest_read_auth", &mut config.rest_read_auth)?;
         if let Some(kind) = settings.string("twitcher.token.type") {
             config.token.kind = match kind.as_str() {
                 "random_token" => TokenType::RandomToken,
@@ -353,6 +360,7 @@ impl Config {
             .map(|p| here.join(p));
         config.token.keycloak_secret = settings.string("keycloak.token.secret");
         config.token.keycloak_url = settings.string("keycloak.url");
+        config.token.keycloak_audience = settings.string("keycloak.token.audience");
         if let Some(scope) = settings.string("twitcher.oauth.default_scope") {
             config.default_client_scope = scope;
         }
@@ -385,6 +393,7 @@ const KNOWN_APP_KEYS: &[&str] = &[
     "twitcher.max_body_size",
     "twitcher.oauth",
     "twitcher.oauth.default_scope",
+    "twitcher.rest_read_auth",
     "twitcher.token.type",
     "twitcher.token.expires_in",
     "twitcher.token.issuer",
@@ -393,6 +402,7 @@ const KNOWN_APP_KEYS: &[&str] = &[
     "twitcher.token.certfile",
     "keycloak.url",
     "keycloak.token.secret",
+    "keycloak.token.audience",
 ];
 
 struct Settings<'a> {
@@ -647,7 +657,10 @@ mod tests {
     fn the_example_config_loads_without_warnings() {
         let loaded = load(include_str!("../fixtures/development.ini")).unwrap();
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-        assert_eq!(loaded.config.database, DatabaseUrl::Sqlite("/srv/tw/twitcher.sqlite".into()));
+        assert_eq!(
+            loaded.config.database,
+            DatabaseUrl::Sqlite("/srv/tw/twitcher.sqlite".into())
+        );
         assert_eq!(loaded.config.listen, "127.0.0.1:8000".parse().unwrap());
     }
 

@@ -3,13 +3,16 @@
 //! [`ows::request`] to parse and [`security`] to authorize) → backend → response
 //! filtering ([`ows::capabilities`]) → client. State lives in a [`store::Store`].
 
+pub mod api;
 pub mod app;
 pub mod basic_auth;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod frontpage;
 pub mod json;
 pub mod middleware;
+pub mod oauth;
 pub mod ows;
 pub mod proxy;
 pub mod registry;
@@ -17,6 +20,8 @@ pub mod router;
 pub mod rpc;
 pub mod security;
 pub mod store;
+pub mod tokens;
+pub mod verify;
 
 pub use app::App;
 pub use router::router as app;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use twitcher::app::StartupError;
 use twitcher::config::{Config, Loaded};
 use twitcher::{App, store};
 
@@ -70,8 +71,22 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let listen = config.listen;
+    if config.username.is_none() {
+        tracing::warn!(
+            "no twitcher.username configured: /RPC2, /oauth/client and registry writes are open to anyone who can reach this server"
+        );
+    }
+    let source = config
+        .source
+        .as_ref()
+        .map_or_else(|| "<defaults>".to_string(), |p| p.display().to_string());
     let app = match App::new(config, store) {
         Ok(app) => app,
+        Err(StartupError::Key(e)) => {
+            // Missing or unusable key material is a configuration error.
+            eprintln!("twitcher: {source}: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("twitcher: {e}");
             return ExitCode::FAILURE;

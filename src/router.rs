@@ -7,7 +7,7 @@ use axum::routing::{any, get};
 
 use crate::app::App;
 use crate::error::OwsError;
-use crate::{frontpage, middleware, proxy, rpc};
+use crate::{api, frontpage, middleware, oauth, proxy, rpc, verify};
 
 /// The complete application: routes, fallbacks and middleware, bound to its state.
 pub fn router(app: App) -> Router {
@@ -28,6 +28,29 @@ pub fn router(app: App) -> Router {
                 any(proxy::handle),
             );
     }
+    if app.config.ows_security {
+        router = router
+            .route(&format!("{protected}/verify/{{name}}"), any(verify::handle))
+            .route(
+                &format!("{protected}/verify/{{name}}/{{*extra}}"),
+                any(verify::handle),
+            );
+    }
+    if app.config.oauth {
+        router = router
+            .route(
+                "/oauth/client",
+                get(oauth::register_client).post(oauth::register_client),
+            )
+            .route("/oauth/token", get(oauth::token).post(oauth::token));
+    }
+    router = router
+        .route(
+            "/services",
+            get(api::list).post(api::register).delete(api::clear),
+        )
+        .route("/services/{name}", get(api::get).delete(api::delete))
+        .route("/__api__", get(api::openapi));
     if app.config.rpcinterface {
         router = router.route("/RPC2", any(rpc::handle));
     }

@@ -80,18 +80,15 @@ fn fault(status: StatusCode, fault: &RpcFault) -> Response {
 /// The `/RPC2` handler.
 pub async fn handle(State(app): State<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if let Some(user) = &app.config.username {
-        let password = app.config.password.as_deref().unwrap_or("");
-        if !basic_auth::matches(&parts.headers, user, password) {
-            let mut response = fault(
-                StatusCode::UNAUTHORIZED,
-                &RpcFault::Application("authentication required".into()),
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, basic_auth::challenge());
-            return response;
-        }
+    if !basic_auth::management_allowed(&app.config, &parts.headers) {
+        let mut response = fault(
+            StatusCode::UNAUTHORIZED,
+            &RpcFault::Application("authentication required".into()),
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, basic_auth::challenge());
+        return response;
     }
     if parts.method != Method::POST {
         let mut response = fault(

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, header};
 use crate::error::OwsError;
 use crate::ows::request::OwsRequest;
 use crate::store::{Service, Store};
+use crate::tokens::{Scope, TokenError, Tokens};
 
 /// Query parameters that carry a twitcher token.
 pub const TOKEN_PARAMS: [&str; 2] = ["token", "access_token"];
@@ -28,6 +29,8 @@ pub enum TokenSource {
     AccessTokenHeader,
     /// Header `Authorization: Bearer …`.
     Bearer,
+    /// Field `access_token` of a form-encoded body.
+    FormField,
     /// The last element of the extra path.
     LastPathElement,
 }
@@ -77,16 +80,22 @@ impl Peer<'_> {
 pub fn credentials(
     query: &str,
     headers: &HeaderMap,
+    form_token: Option<&str>,
     extra_path: &str,
     peer: Peer<'_>,
 ) -> Credentials {
     Credentials {
-        token: find_token(query, headers, extra_path),
+        token: find_token(query, headers, form_token, extra_path),
         certificate_verified: certificate_verified(headers, peer),
     }
 }
 
-fn find_token(query: &str, headers: &HeaderMap, extra_path: &str) -> Option<(String, TokenSource)> {
+fn find_token(
+    query: &str,
+    headers: &HeaderMap,
+    form_token: Option<&str>,
+    extra_path: &str,
+) -> Option<(String, TokenSource)> {
     let param = |name: &str| {
         url::form_urlencoded::parse(query.as_bytes())
             .filter(|(k, _)| k == name)
@@ -106,6 +115,9 @@ fn find_token(query: &str, headers: &HeaderMap, extra_path: &str) -> Option<(Str
     if let Some(t) = bearer_token(headers) {
         return Some((t.to_string(), TokenSource::Bearer));
     }
+    if let Some(t) = form_token.filter(|t| !t.is_empty()) {
+        return Some((t.to_string(), TokenSource::FormField));
+    }
     last_path_element(extra_path).map(|t| (t, TokenSource::LastPathElement))
 }
 
@@ -119,7 +131,12 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// The percent-decoded last non-empty element of a raw path.
 fn last_path_element(extra_path: &str) -> Option<String> {
-    let last = extra_path.rsplit('/').next().filter(|s| !s.is_empty())?;
+    // The original took the last non-empty element: `/tok/` still names `tok`.
+    let last = extra_path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())?;
     Some(
         percent_encoding::percent_decode_str(last)
             .decode_utf8_lossy()
@@ -152,15 +169,17 @@ pub enum Grant {
     Token(TokenSource),
 }
 
-/// Decides whether the request may reach the service. `now` is seconds since the epoch.
+/// Decides whether the request may reach the service; `request` is None when the
+/// operation is unknown (then it counts as protected). `now` is seconds since the epoch.
 pub async fn authorize(
     store: &dyn Store,
+    tokens: &Tokens,
     service: &Service,
-    request: &OwsRequest,
+    request: Option<&OwsRequest>,
     credentials: &Credentials,
     now: i64,
 ) -> Result<Grant, OwsError> {
-    if service.is_public() || request.is_public() {
+    if service.is_public() || request.is_some_and(OwsRequest::is_public) {
         return Ok(Grant::Public);
     }
     if service.auth == "cert" {
@@ -173,14 +192,19 @@ pub async fn authorize(
     let Some((token, source)) = &credentials.token else {
         return Err(OwsError::TokenRequired);
     };
-    check_token(store, token, now)
+    check_token(store, tokens, token, now)
         .await
         .map(|()| Grant::Token(*source))
 }
 
-/// A token is valid when it is an unexpired XML-RPC token or an unexpired OAuth2 token
-/// with scope `compute`.
-async fn check_token(store: &dyn Store, token: &str, now: i64) -> Result<(), OwsError> {
+/// A token is valid when it is an unexpired XML-RPC token, or an unexpired OAuth2 token
+/// (stored or JWT) with scope `compute`.
+async fn check_token(
+    store: &dyn Store,
+    tokens: &Tokens,
+    token: &str,
+    now: i64,
+) -> Result<(), OwsError> {
     let lookup = |e| OwsError::internal("token lookup failed", e);
     if let Some(t) = store.access_token(token).await.map_err(lookup)? {
         return if t.expires_at > now {
@@ -189,17 +213,12 @@ async fn check_token(store: &dyn Store, token: &str, now: i64) -> Result<(), Ows
             Err(OwsError::TokenExpired)
         };
     }
-    if let Some(t) = store.oauth_token(token).await.map_err(lookup)? {
-        if !t.scope.split_whitespace().any(|s| s == "compute") {
-            return Err(OwsError::TokenRequired);
-        }
-        return if t.expires_at > now {
-            Ok(())
-        } else {
-            Err(OwsError::TokenExpired)
-        };
+    match tokens.check(store, token, Scope::Compute, now).await {
+        Ok(()) => Ok(()),
+        Err(TokenError::Expired) => Err(OwsError::TokenExpired),
+        Err(TokenError::Invalid) => Err(OwsError::TokenRequired),
+        Err(TokenError::Store(e)) => Err(lookup(e)),
     }
-    Err(OwsError::TokenRequired)
 }
 
 #[cfg(test)]
@@ -265,18 +284,33 @@ mod tests {
                 "/a/p%20q",
                 Some(("p q", TokenSource::LastPathElement)),
             ),
-            ("", &HeaderMap::new(), "/a/", None),
+            (
+                "",
+                &HeaderMap::new(),
+                "/a/",
+                Some(("a", TokenSource::LastPathElement)),
+            ),
+            ("", &HeaderMap::new(), "//", None),
             ("", &HeaderMap::new(), "", None),
             ("token=", &HeaderMap::new(), "", None),
         ];
         for (query, h, path, expected) in cases {
-            let got = find_token(query, h, path);
+            let got = find_token(query, h, None, path);
             assert_eq!(
                 got.as_ref().map(|(t, s)| (t.as_str(), *s)),
                 *expected,
                 "{query:?} {path:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_form_field_comes_after_headers_and_before_the_path() {
+        let bearer = headers(&[("authorization", "Bearer b")]);
+        let got = find_token("", &bearer, Some("f"), "/p");
+        assert_eq!(got, Some(("b".into(), TokenSource::Bearer)));
+        let got = find_token("", &HeaderMap::new(), Some("f"), "/p");
+        assert_eq!(got, Some(("f".into(), TokenSource::FormField)));
     }
 
     #[test]
@@ -331,7 +365,8 @@ mod tests {
             .await
             .unwrap();
         let request = parse_kvp(query).unwrap();
-        authorize(&store, service, &request, &creds, 1500).await
+        let tokens = Tokens::from_settings(&crate::config::Config::default().token).unwrap();
+        authorize(&store, &tokens, service, Some(&request), &creds, 1500).await
     }
 
     fn token(t: &str) -> Credentials {

@@ -46,15 +46,13 @@ impl Ini {
                 continue;
             }
             let indented = line.len() != trimmed.len();
-            if indented {
-                if let Some((s, e)) = last_key {
-                    let value = &mut ini.sections[s].entries[e].1;
-                    if !value.is_empty() {
-                        value.push('\n');
-                    }
-                    value.push_str(trimmed);
-                    continue;
+            if indented && let Some((s, e)) = last_key {
+                let value = &mut ini.sections[s].entries[e].1;
+                if !value.is_empty() {
+                    value.push('\n');
                 }
+                value.push_str(trimmed);
+                continue;
             }
             if let Some(rest) = trimmed.strip_prefix('[') {
                 let Some(name) = rest.strip_suffix(']') else {

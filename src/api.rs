@@ -1,0 +1,270 @@
+//! The REST service registry of the 0.6 series: `GET/POST/DELETE /services`,
+//! `GET/DELETE /services/{name}`, and its OpenAPI document at `/__api__`.
+//! Reads are open (unless `twitcher.rest_read_auth`); writes need the management user's
+//! basic auth or a Bearer token with scope `register`.
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use crate::app::App;
+use crate::basic_auth;
+use crate::json::PyJson;
+use crate::registry::{self, RegistryError, ServiceFields};
+use crate::security;
+use crate::store::Service;
+use crate::tokens::Scope;
+
+/// Largest registration body read.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The OpenAPI 3 description of the REST interface.
+pub const OPENAPI: &str = include_str!("api/openapi.json");
+
+/// Errors of the REST interface, answered as JSON.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Validation failed: `(field, description)` pairs, as the original listed them.
+    #[error("invalid request")]
+    Invalid(Vec<(&'static str, String)>),
+    /// Credentials missing or wrong.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// Something failed inside twitcher; the cause was logged.
+    #[error("internal error")]
+    Internal,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Invalid(errors) => {
+                let errors: Vec<Value> = errors
+                    .into_iter()
+                    .map(|(name, description)| json!({"location": "body", "name": name, "description": description}))
+                    .collect();
+                PyJson(StatusCode::BAD_REQUEST, json!({"status": "error", "errors": errors})).into_response()
+            }
+            ApiError::Unauthorized => crate::oauth::unauthorized(),
+            ApiError::Internal => PyJson(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"message": "An internal error occurred.", "code": "500 Internal Server Error", "title": "Internal Server Error"}),
+            )
+            .into_response(),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "registry operation failed");
+    ApiError::Internal
+}
+
+/// A service as the 0.6 REST interface showed it (member order matters to printing clients).
+pub fn service_json(s: &Service) -> Value {
+    json!({
+        "url": s.url,
+        "name": s.name,
+        "type": s.service_type,
+        "purl": s.purl,
+        "auth": s.auth,
+        "public": s.is_public(),
+        "verify": s.verify,
+    })
+}
+
+async fn require_read(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    if app.config.rest_read_auth {
+        require_write(app, headers).await
+    } else {
+        Ok(())
+    }
+}
+
+/// Basic auth of the management user, or a Bearer token with scope `register`. Without
+/// a configured management user and without credentials, the registry is open (as XML-RPC).
+async fn require_write(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Some(token) = security::bearer_token(headers) {
+        return app
+            .tokens
+            .check(
+                app.store.as_ref(),
+                token,
+                Scope::Register,
+                crate::clock::now(),
+            )
+            .await
+            .map_err(|_| ApiError::Unauthorized);
+    }
+    if basic_auth::management_allowed(&app.config, headers) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// `GET /services`.
+pub async fn list(State(app): State<App>, headers: HeaderMap) -> Result<PyJson<Value>, ApiError> {
+    require_read(&app, &headers).await?;
+    let services = app.store.list_services().await.map_err(internal)?;
+    Ok(PyJson(
+        StatusCode::OK,
+        Value::Array(services.iter().map(service_json).collect()),
+    ))
+}
+
+/// `GET /services/{name}`: the service, or `{}` when unknown (as the original).
+pub async fn get(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<PyJson<Value>, ApiError> {
+    require_read(&app, &headers).await?;
+    let found = app.store.service_by_name(&name).await.map_err(internal)?;
+    Ok(PyJson(
+        StatusCode::OK,
+        found.as_ref().map_or_else(|| json!({}), service_json),
+    ))
+}
+
+/// `DELETE /services/{name}`: true, or false when there was none.
+pub async fn delete(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<PyJson<Value>, ApiError> {
+    require_write(&app, &headers).await?;
+    let deleted = app.store.delete_service(&name).await.map_err(internal)?;
+    Ok(PyJson(StatusCode::OK, Value::Bool(deleted)))
+}
+
+/// `DELETE /services`: removes every service.
+pub async fn clear(State(app): State<App>, headers: HeaderMap) -> Result<PyJson<Value>, ApiError> {
+    require_write(&app, &headers).await?;
+    app.store.clear_services().await.map_err(internal)?;
+    Ok(PyJson(StatusCode::OK, Value::Bool(true)))
+}
+
+/// `POST /services`: registers (or updates in place) a service from JSON or a form.
+pub async fn register(State(app): State<App>, request: Request) -> Result<PyJson<Value>, ApiError> {
+    let (parts, body) = request.into_parts();
+    require_write(&app, &parts.headers).await?;
+    let fields = read_fields(&parts.headers, body).await?;
+    let service = validate(fields)?;
+    let Some(service) = service else {
+        // Not an http(s) URL: nothing registered, `{}` as the original answered.
+        return Ok(PyJson(StatusCode::OK, json!({})));
+    };
+    app.store.save_service(&service).await.map_err(internal)?;
+    Ok(PyJson(StatusCode::OK, service_json(&service)))
+}
+
+/// The body as a JSON object: JSON with or without a JSON content type (the 0.6
+/// twitcherctl sent none), or a form.
+async fn read_fields(headers: &HeaderMap, body: Body) -> Result<Map<String, Value>, ApiError> {
+    let too_large = || ApiError::Invalid(vec![("", "The request body is too large.".into())]);
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| too_large())?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match content_type.as_deref() {
+        Some("application/x-www-form-urlencoded") => Ok(url::form_urlencoded::parse(&bytes)
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect()),
+        None | Some("application/json") | Some("") => {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Map::new());
+            }
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(map)) => Ok(map),
+                Ok(_) => Err(ApiError::Invalid(vec![(
+                    "",
+                    "The body must be a JSON object.".into(),
+                )])),
+                Err(e) => Err(ApiError::Invalid(vec![
+                    ("", format!("Invalid JSON: {e}")),
+                    ("", "Required".into()),
+                ])),
+            }
+        }
+        Some(other) => Err(ApiError::Invalid(vec![(
+            "",
+            format!("Content-Type {other} is not supported: send JSON or a form."),
+        )])),
+    }
+}
+
+fn validate(fields: Map<String, Value>) -> Result<Option<Service>, ApiError> {
+    let mut errors = Vec::new();
+    let mut text = |key: &'static str, required: bool| -> Option<String> {
+        match fields.get(key) {
+            Some(Value::String(s)) => Some(s.clone()),
+            None | Some(Value::Null) if required => {
+                errors.push((key, "Required".to_string()));
+                None
+            }
+            None | Some(Value::Null) => None,
+            Some(_) => {
+                errors.push((key, format!("{key} must be a string")));
+                None
+            }
+        }
+    };
+    let name = text("name", true);
+    let url = text("url", true);
+    let service_type = text("type", false);
+    let purl = text("purl", false);
+    let auth = text("auth", false);
+    let mut flag = |key: &'static str| -> Option<bool> {
+        match fields.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) => Some(registry::text_bool(s)),
+            Some(_) => {
+                errors.push((key, format!("{key} must be a boolean")));
+                None
+            }
+        }
+    };
+    let verify = flag("verify");
+    let public = flag("public");
+    let (Some(name), Some(url)) = (name, url) else {
+        return Err(ApiError::Invalid(errors));
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    registry::build_service(
+        &name,
+        &url,
+        ServiceFields {
+            service_type,
+            purl,
+            public,
+            auth,
+            verify,
+        },
+    )
+    .map_err(|e @ RegistryError::NameTooShort| ApiError::Invalid(vec![("name", e.to_string())]))
+}
+
+/// `GET /__api__`: the OpenAPI document.
+pub async fn openapi() -> Response {
+    let mut response = OPENAPI.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
