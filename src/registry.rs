@@ -68,6 +68,13 @@ pub fn storable_url(url: &str) -> Option<String> {
     if !matches!(parsed.scheme(), "http" | "https") || !parsed.has_host() {
         return None;
     }
+    // `Url` invents a host for `http:/h/w` and `http:h/w`, and accepts `http:///path`; the
+    // original wanted a real `//authority`.
+    let after_scheme = &url.trim()[parsed.scheme().len() + 1..];
+    let authority = after_scheme.strip_prefix("//")?;
+    if authority.starts_with(['/', '?', '#']) || authority.is_empty() {
+        return None;
+    }
     // Rebuild from the original text's pieces rather than `Url`'s normalisation, so the
     // stored URL is what the user typed minus query and fragment.
     let text = url.trim();

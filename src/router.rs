@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::extract::Request;
 use axum::response::IntoResponse;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 
 use crate::app::App;
 use crate::error::OwsError;
@@ -28,21 +28,19 @@ pub fn router(app: App) -> Router {
                 any(proxy::handle),
             );
     }
-    if app.config.ows_security {
-        router = router
-            .route(&format!("{protected}/verify/{{name}}"), any(verify::handle))
-            .route(
-                &format!("{protected}/verify/{{name}}/{{*extra}}"),
-                any(verify::handle),
-            );
-    }
+    router = router
+        .route(&format!("{protected}/verify/{{name}}"), any(verify::handle))
+        .route(
+            &format!("{protected}/verify/{{name}}/{{*extra}}"),
+            any(verify::handle),
+        );
     if app.config.oauth {
         router = router
             .route(
                 "/oauth/client",
                 get(oauth::register_client).post(oauth::register_client),
             )
-            .route("/oauth/token", get(oauth::token).post(oauth::token));
+            .route("/oauth/token", post(oauth::token));
     }
     router = router
         .route(

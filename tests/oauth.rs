@@ -208,7 +208,9 @@ async fn token_endpoint_errors_follow_rfc_6749() {
     let (id, secret) = client(&app).await;
     let id = id.as_str();
     let secret = secret.as_str();
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16, &str)> = vec![
+    /// Name, form fields, expected status and body.
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "missing grant",
             vec![("client_id", id), ("client_secret", secret)],

@@ -228,3 +228,69 @@ pub async fn raw_request(base: &str, request: &[u8]) -> String {
     stream.read_to_end(&mut out).await.expect("read");
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Registers an OAuth2 client through `/oauth/client` (with these basic credentials, when
+/// given) and returns its `(client_id, client_secret)`.
+pub async fn oauth_client(app: &TestApp, basic: Option<(&str, &str)>) -> (String, String) {
+    let mut request = app
+        .client
+        .get(format!("{}/oauth/client?name=tests", app.base));
+    if let Some((user, password)) = basic {
+        request = request.basic_auth(user, Some(password));
+    }
+    let response = request.send().await.expect("request");
+    assert_eq!(response.status(), 200, "/oauth/client refused");
+    let client: serde_json::Value =
+        serde_json::from_str(&response.text().await.expect("body")).expect("client JSON");
+    (
+        client["client_id"].as_str().expect("client_id").to_string(),
+        client["client_secret"]
+            .as_str()
+            .expect("client_secret")
+            .to_string(),
+    )
+}
+
+/// Obtains an access token through `POST /oauth/token` (client credentials grant) with
+/// the given scope; returns the token.
+pub async fn oauth_token(app: &TestApp, client: &(String, String), scope: &str) -> String {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("client_id", &client.0)
+        .append_pair("client_secret", &client.1)
+        .append_pair("scope", scope)
+        .finish();
+    let response = app
+        .client
+        .post(format!("{}/oauth/token", app.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200, "/oauth/token refused");
+    let token: serde_json::Value =
+        serde_json::from_str(&response.text().await.expect("body")).expect("token JSON");
+    assert_eq!(token["scope"], scope, "granted scope");
+    token["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// Stores an OAuth2 token with these scopes directly, valid for an hour or already expired.
+pub async fn stored_oauth_token(app: &TestApp, token: &str, scope: &str, valid: bool) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    app.store
+        .save_oauth_token(&twitcher::store::OAuthToken {
+            access_token: token.into(),
+            client_id: "tests".into(),
+            scope: scope.into(),
+            expires_at: if valid { now + 3600 } else { now - 1 },
+        })
+        .await
+        .expect("save OAuth token");
+}
