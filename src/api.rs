@@ -75,8 +75,24 @@ pub fn service_json(s: &Service) -> Value {
     })
 }
 
+/// Reads are open, but credentials that are sent must be right: a client with a wrong
+/// password hears so (as from the original) instead of silently reading anonymously.
 async fn require_read(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     if app.config.rest_read_auth {
+        return require_write(app, headers).await;
+    }
+    if let Some(token) = security::bearer_token(headers) {
+        // Any valid token may read; only `register` may write.
+        let now = crate::clock::now();
+        let store = app.store.as_ref();
+        for scope in [Scope::Register, Scope::Compute] {
+            if app.tokens.check(store, token, scope, now).await.is_ok() {
+                return Ok(());
+            }
+        }
+        return Err(ApiError::Unauthorized);
+    }
+    if headers.contains_key(header::AUTHORIZATION) {
         require_write(app, headers).await
     } else {
         Ok(())

@@ -20,6 +20,45 @@ impl fmt::Display for Interface {
     }
 }
 
+/// Which credentials went with a request (never their value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials {
+    /// No `Authorization` header.
+    None,
+    /// HTTP basic auth (`-u/-p`, or the OAuth client id and secret).
+    Basic,
+    /// A bearer token (`-t`).
+    Bearer,
+    /// Another scheme.
+    Other,
+}
+
+impl Credentials {
+    /// For `--debug` lines: "basic auth", "bearer token", …
+    pub fn describe(self) -> &'static str {
+        match self {
+            Credentials::None => "no credentials",
+            Credentials::Basic => "basic auth",
+            Credentials::Bearer => "bearer token",
+            Credentials::Other => "other credentials",
+        }
+    }
+
+    /// What to do about a 401 to a request that carried these credentials.
+    fn hint(self) -> &'static str {
+        match self {
+            Credentials::None | Credentials::Other => {
+                "give -u/--username and -p/--password, or -t/--token"
+            }
+            Credentials::Basic => "check -u/--username and -p/--password",
+            Credentials::Bearer => {
+                "the token given with -t/--token was refused: it is unknown or expired, or lacks \
+                 the scope needed; registry changes need scope register"
+            }
+        }
+    }
+}
+
 /// A failed request; the message fits on one line after "could not …: ".
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -60,12 +99,12 @@ pub enum ClientError {
         detail: String,
     },
     /// 401: credentials missing or wrong.
-    #[error(
-        "bad or missing credentials: {url} answered 401 Unauthorized (give -u/--username and -p/--password, or -t/--token)"
-    )]
+    #[error("bad or missing credentials: {url} answered 401 Unauthorized ({})", .sent.hint())]
     Unauthorized {
         /// The request URL.
         url: String,
+        /// What the request carried.
+        sent: Credentials,
     },
     /// 403: the credentials are valid but not allowed to do this.
     #[error("not allowed: {url} answered 403 Forbidden{}", detail_suffix(.detail))]
@@ -166,6 +205,24 @@ mod tests {
             e.to_string(),
             "(invalid_request) Request is missing grant type."
         );
+    }
+
+    #[test]
+    fn unauthorized_hints_fit_the_credentials_sent() {
+        let text = |sent| {
+            ClientError::Unauthorized {
+                url: "http://h/services".into(),
+                sent,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            text(Credentials::None),
+            "bad or missing credentials: http://h/services answered 401 Unauthorized \
+             (give -u/--username and -p/--password, or -t/--token)"
+        );
+        assert!(text(Credentials::Basic).ends_with("(check -u/--username and -p/--password)"));
+        assert!(text(Credentials::Bearer).ends_with("registry changes need scope register)"));
     }
 
     #[test]

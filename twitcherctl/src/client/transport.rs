@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use crate::error::{ClientError, Interface};
+use crate::error::{ClientError, Credentials, Interface};
 
 /// Connecting takes long only when something is wrong with the address.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,6 +29,8 @@ pub(crate) struct Reply {
     pub status: StatusCode,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// The credentials the request carried.
+    pub sent: Credentials,
 }
 
 impl Transport {
@@ -56,11 +58,12 @@ impl Transport {
             detail: innermost(&e),
         })?;
         let url = request.url().clone();
+        let sent = credentials(request.headers());
         self.debug(format_args!(
             "{} {} ({})",
             request.method(),
             loggable(&url),
-            describe_auth(request.headers())
+            sent.describe()
         ));
         let response = self
             .http
@@ -86,6 +89,7 @@ impl Transport {
             status,
             content_type,
             body,
+            sent,
         })
     }
 
@@ -107,12 +111,12 @@ fn loggable(url: &Url) -> Url {
 }
 
 /// Which kind of credentials went out, never their value.
-fn describe_auth(headers: &HeaderMap) -> &'static str {
+fn credentials(headers: &HeaderMap) -> Credentials {
     match headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        None => "no credentials",
-        Some(v) if v.starts_with("Basic ") => "basic auth",
-        Some(v) if v.starts_with("Bearer ") => "bearer token",
-        Some(_) => "other credentials",
+        None => Credentials::None,
+        Some(v) if v.starts_with("Basic ") => Credentials::Basic,
+        Some(v) if v.starts_with("Bearer ") => Credentials::Bearer,
+        Some(_) => Credentials::Other,
     }
 }
 
@@ -192,7 +196,10 @@ impl Reply {
             return ClientError::Absent { interface, url };
         }
         match self.status {
-            StatusCode::UNAUTHORIZED => ClientError::Unauthorized { url },
+            StatusCode::UNAUTHORIZED => ClientError::Unauthorized {
+                url,
+                sent: self.sent,
+            },
             StatusCode::FORBIDDEN => ClientError::Forbidden {
                 url,
                 detail: self.detail(),
@@ -299,6 +306,7 @@ mod tests {
             status: StatusCode::from_u16(status).unwrap(),
             content_type: content_type.into(),
             body: body.as_bytes().to_vec(),
+            sent: Credentials::None,
         }
     }
 
@@ -352,11 +360,11 @@ mod tests {
     #[test]
     fn auth_is_described_without_its_value() {
         let mut headers = HeaderMap::new();
-        assert_eq!(describe_auth(&headers), "no credentials");
+        assert_eq!(credentials(&headers).describe(), "no credentials");
         headers.insert(AUTHORIZATION, "Basic ZGVtbzpkZW1v".parse().unwrap());
-        assert_eq!(describe_auth(&headers), "basic auth");
+        assert_eq!(credentials(&headers).describe(), "basic auth");
         headers.insert(AUTHORIZATION, "Bearer secret".parse().unwrap());
-        assert_eq!(describe_auth(&headers), "bearer token");
+        assert_eq!(credentials(&headers).describe(), "bearer token");
     }
 
     #[test]
