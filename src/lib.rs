@@ -9,6 +9,7 @@ pub mod basic_auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod form;
 pub mod frontpage;
 pub mod json;
 pub mod middleware;

@@ -2,7 +2,6 @@
 //! of the management user), `/oauth/token` runs the client-credentials grant (RFC 6749
 //! §4.4) and answers with the token response or the RFC 6749 §5.2 error JSON.
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -94,33 +93,6 @@ pub fn unauthorized() -> Response {
     response
 }
 
-/// Query string and form body parameters, in that order.
-pub async fn params(
-    headers: &HeaderMap,
-    query: Option<&str>,
-    body: Body,
-) -> Result<Vec<(String, String)>, Response> {
-    let mut params: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    if is_form {
-        let bytes = axum::body::to_bytes(body, MAX_FORM).await.map_err(|_| {
-            (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
-        })?;
-        params.extend(url::form_urlencoded::parse(&bytes).into_owned());
-    }
-    Ok(params)
-}
-
 fn get<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
     params
         .iter()
@@ -135,7 +107,8 @@ pub async fn register_client(State(app): State<App>, request: Request) -> Respon
     if !basic_auth::management_allowed(&app.config, &parts.headers) {
         return unauthorized();
     }
-    let params = match params(&parts.headers, parts.uri.query(), body).await {
+    let params = match crate::form::params(&parts.headers, parts.uri.query(), body, MAX_FORM).await
+    {
         Ok(p) => p,
         Err(response) => return response,
     };
@@ -172,7 +145,8 @@ pub async fn register_client(State(app): State<App>, request: Request) -> Respon
 /// `/oauth/token`: the client-credentials grant.
 pub async fn token(State(app): State<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let params = match params(&parts.headers, parts.uri.query(), body).await {
+    let params = match crate::form::params(&parts.headers, parts.uri.query(), body, MAX_FORM).await
+    {
         Ok(p) => p,
         Err(response) => return response,
     };

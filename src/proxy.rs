@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, stream};
 
@@ -176,7 +176,7 @@ pub(crate) async fn read_ows_request(
             "The request body could not be read.".into(),
         ))
     };
-    let form = is_form(headers);
+    let form = crate::form::is_form_urlencoded(headers);
     let parsed = loop {
         if !complete {
             match stream.next().await {
@@ -212,17 +212,6 @@ pub(crate) async fn read_ows_request(
         form_token: None,
         body,
     })
-}
-
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        })
 }
 
 /// A whole form body: the OWS request from its pairs, its `access_token` field, and the
