@@ -1,7 +1,15 @@
 //! twitcher: a security proxy for OGC Web Services (WPS, WMS), a drop-in replacement for
-//! the Python Twitcher. A request flows one way: [`router`] → [`proxy`] (which asks
-//! [`ows::request`] to parse and [`security`] to authorize) → backend → response
-//! filtering ([`ows::capabilities`]) → client. State lives in a [`store::Store`].
+//! the Python Twitcher.
+//!
+//! An OWS request flows one way: [`router`] → [`proxy`] (which asks [`ows::request`] to
+//! parse and [`security`] to authorize) → backend → response filtering
+//! ([`ows::capabilities`] rewrites URLs while streaming) → client; errors become reports
+//! in [`error`]. [`verify`] makes the same decision without forwarding.
+//!
+//! Management: [`rpc`] (XML-RPC at `/RPC2`), [`oauth`] (client registration and the
+//! client-credentials grant, tokens from [`tokens`]), [`api`] (REST `/services`), sharing
+//! the registration rules of [`registry`] and the basic auth of [`basic_auth`].
+//! State lives behind the [`store::Store`] trait; settings come from [`config`].
 
 pub mod api;
 pub mod app;
