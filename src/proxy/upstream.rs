@@ -150,7 +150,14 @@ pub(super) fn strip_token_params(query: &str) -> String {
 
 /// Maps a failed backend exchange: unreachable → 502, too slow → 504.
 pub(super) fn upstream_error(err: reqwest::Error) -> OwsError {
-    // reqwest's Display stops at "error sending request"; the cause is in the sources.
+    // The URL's query may carry credentials (when they are forwarded): log scheme, host
+    // and path only. reqwest's Display stops at "error sending request"; the cause is in
+    // the sources.
+    let backend = err
+        .url()
+        .map(|u| format!("{}://{}{}", u.scheme(), u.authority(), u.path()));
+    let timeout = err.is_timeout();
+    let err = err.without_url();
     let mut detail = err.to_string();
     let mut source = std::error::Error::source(&err);
     while let Some(cause) = source {
@@ -158,8 +165,8 @@ pub(super) fn upstream_error(err: reqwest::Error) -> OwsError {
         detail.push_str(&cause.to_string());
         source = cause.source();
     }
-    tracing::warn!(error = %detail, "backend request failed");
-    if err.is_timeout() {
+    tracing::warn!(backend = backend.as_deref().unwrap_or("?"), error = %detail, "backend request failed");
+    if timeout {
         OwsError::BackendTimeout
     } else {
         OwsError::BackendUnreachable
