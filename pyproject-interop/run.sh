@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# The Python interop suite: real Python clients (xmlrpc.client, the original twitcherctl 0.5.5,
-# OWSLib) against our Rust twitcher, with the real Emu WPS as backend.
+# The Python interop suite: real clients (xmlrpc.client, the original twitcherctl 0.5.5 and
+# 0.6.0, OWSLib, requests-oauthlib, curl, our own twitcherctl) against our Rust twitcher, with
+# the real Emu WPS as backend.
 #
 #   pyproject-interop/run.sh [pytest args]
 #
 # Creates (once) the virtualenvs the suite needs under
 # ${TWITCHER_INTEROP_CACHE:-$HOME/.cache/twitcher-interop}/<name>-<hash of its recipe>,
-# builds target/release/twitcher unless TWITCHER_BIN names a binary, then runs pytest.
+# builds target/release/twitcher and target/release/twitcherctl unless TWITCHER_BIN and
+# TWITCHERCTL_BIN name binaries, installs curl when it is missing, then runs pytest.
 # Their dependencies conflict, hence one venv each:
 #   emu             birdhouse-emu 1.0.0 / pywps 4.6.0 (+ pytest, which Emu imports at start)
 #   twitcherctl-05  pyramid-twitcher 0.5.5: the original 0.5-series twitcherctl
-#   twitcherctl-06  pyramid-twitcher 0.6.0: the OAuth-era twitcherctl (set up, not tested yet;
-#                   TWITCHER_INTEROP_SKIP_06=1 skips it)
-#   tests           pytest, OWSLib, requests, lxml
+#   twitcherctl-06  pyramid-twitcher 0.6.0: the OAuth-era twitcherctl
+#                   (TWITCHER_INTEROP_SKIP_06=1 skips it and its tests)
+#   tests           pytest, OWSLib, requests, requests-oauthlib, lxml
 # A venv is rebuilt when its requirements file, its install function below or the Python
 # interpreter changes; a venv whose install did not finish is never reused.
 set -euo pipefail
@@ -72,7 +74,7 @@ install_twitcherctl_06() {
 
 install_tests() {
     "$1/bin/pip" install "${PIP_OPTS[@]}" -r "$REQ/tests.txt"
-    "$1/bin/python" -c 'import pytest, owslib, requests, lxml, pytest_timeout'
+    "$1/bin/python" -c 'import pytest, owslib, requests, requests_oauthlib, lxml, pytest_timeout'
 }
 
 # prune_stale NAME KEEP: removes other venvs of NAME (older pins) unused for two days, and
@@ -141,27 +143,46 @@ ensure_venv tests install_tests "$REQ/tests.txt"
 TESTS_VENV=$VENV
 say "virtualenvs ready after $((SECONDS - setup_started)) s"
 
-# --- the server under test --------------------------------------------------------------------
-if [[ -z "${TWITCHER_BIN:-}" ]]; then
-    command -v cargo >/dev/null || die "cargo not found: install Rust or set TWITCHER_BIN"
-    say "building twitcher: cargo build --release -p twitcher (in $ROOT)"
+# --- curl (the tutorial's HTTP client) -------------------------------------------------------
+if ! command -v curl >/dev/null; then
+    command -v apt-get >/dev/null && [[ $(id -u) == 0 ]] \
+        || die "curl not found (the tutorial test runs it): install it"
+    say "installing curl (Debian package)"
+    apt-get install -y curl || { apt-get update && apt-get install -y curl; } \
+        || die "apt-get install curl failed"
+fi
+
+# --- the server and the CLI under test --------------------------------------------------------
+packages=()
+[[ -n "${TWITCHER_BIN:-}" ]] || packages+=(-p twitcher)
+[[ -n "${TWITCHERCTL_BIN:-}" ]] || packages+=(-p twitcherctl)
+if (( ${#packages[@]} )); then
+    command -v cargo >/dev/null || die "cargo not found: install Rust or set TWITCHER_BIN and TWITCHERCTL_BIN"
+    say "building: cargo build --release ${packages[*]} (in $ROOT)"
     build_started=$SECONDS
-    (cd "$ROOT" && cargo build --release -p twitcher) || die "cargo build failed"
+    (cd "$ROOT" && cargo build --release "${packages[@]}") || die "cargo build failed"
     say "build done after $((SECONDS - build_started)) s"
     target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
     [[ "$target_dir" == /* ]] || target_dir="$ROOT/$target_dir"
-    TWITCHER_BIN="$target_dir/release/twitcher"
+    TWITCHER_BIN="${TWITCHER_BIN:-$target_dir/release/twitcher}"
+    TWITCHERCTL_BIN="${TWITCHERCTL_BIN:-$target_dir/release/twitcherctl}"
 fi
 [[ -x "$TWITCHER_BIN" ]] || die "TWITCHER_BIN=$TWITCHER_BIN is not an executable file"
+[[ -x "$TWITCHERCTL_BIN" ]] || die "TWITCHERCTL_BIN=$TWITCHERCTL_BIN is not an executable file"
 TWITCHER_BIN="$(cd "$(dirname "$TWITCHER_BIN")" && pwd)/$(basename "$TWITCHER_BIN")"
+TWITCHERCTL_BIN="$(cd "$(dirname "$TWITCHERCTL_BIN")" && pwd)/$(basename "$TWITCHERCTL_BIN")"
 say "server under test: $TWITCHER_BIN"
+say "CLI under test: $TWITCHERCTL_BIN"
 
 # --- run --------------------------------------------------------------------------------------
-export TWITCHER_BIN
+export TWITCHER_BIN TWITCHERCTL_BIN
 export TWITCHER_INTEROP_EMU="$EMU_VENV/bin/emu"
 export TWITCHER_INTEROP_TWITCHERCTL_05="$CTL05_VENV/bin/twitcherctl"
 export TWITCHER_INTEROP_TWITCHERCTL_06="$CTL06_BIN"
 export TWITCHER_INTEROP_GOLDEN="${TWITCHER_INTEROP_GOLDEN:-$ROOT/compat/golden}"
+# shared/spec beside the work tree, where the tutorial's master copy lives (optional: the
+# suite runs on its copy in tests/data/ and only checks that both agree when it finds it)
+export TWITCHER_INTEROP_SPEC="${TWITCHER_INTEROP_SPEC:-$(cd "$ROOT/.." && pwd)/shared/spec}"
 export PYTHONDONTWRITEBYTECODE=1
 say "running pytest $*"
 cd "$HERE"

@@ -22,6 +22,16 @@ pub enum DatabaseUrl {
     Postgres(String),
 }
 
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "SQLite database {}", path.display()),
+            // The URL may carry a password: only its scheme is shown.
+            DatabaseUrl::Postgres(_) => write!(f, "PostgreSQL database"),
+        }
+    }
+}
+
 /// How OAuth2 access tokens are made and checked (`twitcher.token.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenType {

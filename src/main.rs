@@ -67,7 +67,7 @@ fn main() -> ExitCode {
         }
     };
     if matches!(cli.command, Command::Initdb { .. }) {
-        println!("database ready: {:?}", config.database);
+        println!("{} is ready", config.database);
         return ExitCode::SUCCESS;
     }
     let listen = config.listen;

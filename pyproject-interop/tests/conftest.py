@@ -4,6 +4,7 @@ attached to its report."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,23 @@ def pytest_sessionfinish(session, exitstatus):
 def twitcher_bin() -> str:
     binary = required_env("TWITCHER_BIN")
     assert Path(binary).is_file(), f"TWITCHER_BIN={binary} does not exist"
+    return binary
+
+
+@pytest.fixture(scope="session")
+def twitcherctl_bin() -> str:
+    """Our own twitcherctl (the Rust CLI of this repository)."""
+    binary = required_env("TWITCHERCTL_BIN")
+    assert Path(binary).is_file(), f"TWITCHERCTL_BIN={binary} does not exist"
+    return binary
+
+
+@pytest.fixture(scope="session")
+def twitcherctl_06() -> str:
+    """The original twitcherctl of pyramid-twitcher 0.6.0 (PyPI)."""
+    binary = os.environ.get("TWITCHER_INTEROP_TWITCHERCTL_06")
+    if not binary:
+        pytest.skip("the twitcherctl 0.6.0 venv was skipped (TWITCHER_INTEROP_SKIP_06=1)")
     return binary
 
 

@@ -4,6 +4,7 @@ transcripts of the original Twitcher 0.5.6, and OWS/WPS document helpers."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import signal
@@ -338,6 +339,91 @@ def result_of(stderr: str):
     lines = [line for line in stderr.splitlines() if line.startswith("INFO:Result: ")]
     assert len(lines) == 1, f"expected one INFO:Result line in stderr:\n{stderr}"
     return ast.literal_eval(lines[0][len("INFO:Result: "):])
+
+
+# --- command-line clients ---------------------------------------------------------------------
+
+@dataclass
+class CliRun:
+    """One run of a command-line client (twitcherctl, curl)."""
+
+    argv: list[str]
+    stdout: str
+    stderr: str
+    exit_status: int
+
+    def __str__(self) -> str:
+        return (f"$ {' '.join(self.argv)}\nexit status {self.exit_status}\n"
+                f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}")
+
+
+def run_cli(argv: list[str], *, stdin: str | None = None, timeout: float = 60) -> CliRun:
+    """Runs `argv` with stdin closed (or fed `stdin`), in the C locale, and captures its text."""
+    env = dict(os.environ, LC_ALL="C.UTF-8", NO_COLOR="1")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                          input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL)
+    return CliRun(list(argv), done.stdout, done.stderr, done.returncode)
+
+
+def python_literal(text: str):
+    """The one Python literal printed in `text` (our twitcherctl's stdout), checked to be
+    printed exactly as Python's repr() prints it."""
+    value = ast.literal_eval(text)
+    assert text == repr(value) + "\n", f"not printed as Python prints it:\n{text!r}"
+    return value
+
+
+# --- golden transcripts of 0.6.0 ----------------------------------------------------------------
+
+def v060_dir() -> Path:
+    return Path(required_env("TWITCHER_INTEROP_GOLDEN")) / "v060" / "transcripts"
+
+
+def v060_case(case: str) -> dict:
+    """A recorded 0.6.0 case (`.json` twin), e.g. `09-tut-add` or `071f38c/01-tut-add`."""
+    return json.loads((v060_dir() / f"{case}.json").read_text())
+
+
+def v060_ctl_args(case: dict) -> list[str]:
+    """The arguments after `twitcherctl -s URL` of a recorded twitcherctl run."""
+    argv = case["argv"]
+    assert Path(argv[0]).name == "twitcherctl" and argv[1] == "-s", argv
+    return argv[3:]
+
+
+def v060_ctl_result(case: dict):
+    """What the 0.6.0 twitcherctl printed (a Python literal on stderr after its warning)."""
+    lines = [line for line in case["stderr"].splitlines()
+             if not line.startswith(("WARNING:", "ERROR:"))]
+    assert len(lines) == 1, case["stderr"]
+    return ast.literal_eval(lines[0])
+
+
+OAUTH_DYNAMIC = {
+    # 0.6.0: uuid4().hex; tokens of `twitcher.token.type = random_token`: 30 letters/digits
+    "client_id": re.compile(r"^[0-9a-f]{32}$"),
+    "client_secret": re.compile(r"^[0-9a-f]{32}$"),
+    "access_token": re.compile(r"^[A-Za-z0-9]{30}$"),
+}
+
+
+def mask_oauth(value):
+    """`value` with the values that differ between runs (client ids and secrets, OAuth tokens,
+    `expires_at`) replaced by placeholders, after checking their form."""
+    if isinstance(value, list):
+        return [mask_oauth(v) for v in value]
+    if isinstance(value, dict):
+        masked = {}
+        for key, v in value.items():
+            if key in OAUTH_DYNAMIC:
+                assert isinstance(v, str) and OAUTH_DYNAMIC[key].match(v), (key, v)
+                v = f"<{key}>"
+            elif key == "expires_at":
+                assert type(v) is float, (key, v)
+                v = "<expires_at>"
+            masked[key] = v
+        return masked
+    return value
 
 
 # --- OWS documents ----------------------------------------------------------------------------
