@@ -70,7 +70,7 @@ pub fn storable_url(url: &str) -> Option<String> {
     }
     // `Url` invents a host for `http:/h/w` and `http:h/w`, and accepts `http:///path`; the
     // original wanted a real `//authority`.
-    let after_scheme = &url.trim()[parsed.scheme().len() + 1..];
+    let after_scheme = url.trim().get(parsed.scheme().len() + 1..)?;
     let authority = after_scheme.strip_prefix("//")?;
     if authority.starts_with(['/', '?', '#']) || authority.is_empty() {
         return None;
