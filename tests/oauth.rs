@@ -338,6 +338,12 @@ async fn token_endpoint_errors_follow_rfc_6749() {
     assert_eq!(garbage.status(), 400);
 }
 
+/// GET with a Bearer token: status and body.
+async fn with_bearer(app: &TestApp, url: &str, token: &str) -> (u16, String) {
+    let response = app.client.get(url).bearer_auth(token).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
 async fn protected_backend(app: &TestApp) -> StubBackend {
     let backend = StubBackend::start().await;
     backend.route(
@@ -387,56 +393,21 @@ async fn compute_tokens_unlock_execute_register_tokens_do_not() {
         .unwrap();
     assert_eq!(form.status(), 200, "form field access_token");
 
-    let refused = app
-        .client
-        .get(&url)
-        .bearer_auth(&register)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 401);
-    assert!(
-        refused
-            .text()
-            .await
-            .unwrap()
-            .contains("Access token is required to access this service.")
-    );
+    let (status, body) = with_bearer(&app, &url, &register).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("Access token is required to access this service."));
 
     // Expired and revoked stored tokens.
     let mut stored = app.store.oauth_token(&compute).await.unwrap().unwrap();
     stored.expires_at = 946_684_800;
     app.store.save_oauth_token(&stored).await.unwrap();
-    let expired = app
-        .client
-        .get(&url)
-        .bearer_auth(&compute)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(expired.status(), 401);
-    assert!(
-        expired
-            .text()
-            .await
-            .unwrap()
-            .contains("Access token is expired.")
-    );
+    let (status, body) = with_bearer(&app, &url, &compute).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("Access token is expired."));
     app.store.delete_oauth_token(&compute).await.unwrap();
-    let revoked = app
-        .client
-        .get(&url)
-        .bearer_auth(&compute)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        revoked
-            .text()
-            .await
-            .unwrap()
-            .contains("Access token is required")
-    );
+    let (status, body) = with_bearer(&app, &url, &compute).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("Access token is required"));
 }
 
 fn keys() -> PathBuf {
