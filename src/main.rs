@@ -59,6 +59,21 @@ fn main() -> ExitCode {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
+    let source = config
+        .source
+        .as_ref()
+        .map_or_else(|| "<defaults>".to_string(), |p| p.display().to_string());
+    // Settings that parse but cannot be served are refused before anything is opened.
+    if config.tls.is_some() {
+        eprintln!(
+            "twitcher: {source}: [server:main] https_listen: native HTTPS is not available in this version yet; terminate TLS in front of twitcher (nginx), as with the original"
+        );
+        return ExitCode::from(2);
+    }
+    if let Err(e) = twitcher::tokens::Tokens::from_settings(&config.token) {
+        eprintln!("twitcher: {source}: {e}");
+        return ExitCode::from(2);
+    }
     let store = match store::open(&config.database) {
         Ok(store) => store,
         Err(e) => {
@@ -76,10 +91,6 @@ fn main() -> ExitCode {
             "no twitcher.username configured: /RPC2, /oauth/client and registry writes are open to anyone who can reach this server"
         );
     }
-    let source = config
-        .source
-        .as_ref()
-        .map_or_else(|| "<defaults>".to_string(), |p| p.display().to_string());
     let app = match App::new(config, store) {
         Ok(app) => app,
         Err(StartupError::Key(e)) => {

@@ -1,0 +1,92 @@
+//! The `twitcher` binary's start: broken configs stop it with one line naming file and key
+//! (exit status 2) before anything is opened or bound.
+
+use std::process::Command;
+
+fn run(args: &[&str], dir: &std::path::Path) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_twitcher"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run twitcher");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn config(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("twitcher.ini");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn broken_configs_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[app:main]\ntwitcher.ows_security = maybe\n",
+            "twitcher.ows_security: \"maybe\" is not a boolean",
+        ),
+        (
+            "[app:main]\n[server:main]\nport = http\n",
+            "[server:main] port: \"http\" is not a port number",
+        ),
+        (
+            "[app:main]\ntwitcher.token.type = custom_token\n",
+            "twitcher.token.secret: required for custom_token",
+        ),
+        (
+            "[app:main]\n[server:main]\nhttps_listen = 127.0.0.1:8443\ncertfile = c.pem\nkeyfile = k.pem\n",
+            "https_listen: native HTTPS is not available",
+        ),
+        (
+            "[server:main]\nport = 8000\n",
+            "[app:main]: section missing",
+        ),
+    ];
+    for (text, expected) in cases {
+        let path = config(&dir, text);
+        let (code, stderr) = run(&["serve", &path], dir.path());
+        assert_eq!(code, 2, "{text:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("twitcher: {path}: ")),
+            "names the file: {stderr}"
+        );
+        assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+        assert!(
+            !dir.path().join("twitcher.sqlite").exists(),
+            "nothing opened for {text:?}"
+        );
+    }
+    let (code, stderr) = run(&["serve", "/nonexistent/twitcher.ini"], dir.path());
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot read the file"), "{stderr}");
+}
+
+#[test]
+fn initdb_creates_the_database_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(
+        &dir,
+        "[app:main]\nsqlalchemy.url = sqlite:///%(here)s/tw.sqlite\n",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_twitcher"))
+        .args(["initdb", &path])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(dir.path().join("tw.sqlite").exists());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("tw.sqlite is ready"));
+}
+
+#[test]
+fn usage_errors_are_claps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(&["serve", "--bogus"], dir.path());
+    assert_eq!(code, 2);
+    assert!(stderr.contains("Usage"), "{stderr}");
+}
