@@ -46,7 +46,9 @@ async fn decide(app: &App, request: Request) -> Result<Grant, OwsError> {
         match proxy::read_ows_request(app, &parts.method, query, &parts.headers, body).await {
             Ok(ows) => (ows.request, ows.form_token),
             Err(OwsError::Internal) => return Err(OwsError::Internal),
-            Err(_) => (None, None),
+            // nginx sends the subrequest without the body: the query may still name the
+            // operation (`POST ?service=WPS&request=GetCapabilities`).
+            Err(_) => (crate::ows::request::parse_kvp(query).ok(), None),
         };
     let credentials =
         security::credentials(query, &parts.headers, form_token.as_deref(), &extra, peer);

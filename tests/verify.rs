@@ -404,6 +404,29 @@ async fn requests_without_a_readable_operation_count_as_protected() {
         .await,
         "POST, malformed body",
     );
+    // nginx's subrequest carries no body, but the query may name a public operation.
+    assert_allowed(
+        verify(
+            &s,
+            Method::POST,
+            "/ows/verify/emu?service=WPS&request=GetCapabilities",
+            &[],
+            Some(""),
+        )
+        .await,
+        "POST without body, GetCapabilities in the query",
+    );
+    assert_forbidden(
+        verify(
+            &s,
+            Method::POST,
+            &format!("/ows/verify/emu?{EXECUTE}"),
+            &[],
+            Some(""),
+        )
+        .await,
+        "POST without body, Execute in the query",
+    );
     assert!(s.backend.received().is_empty());
 }
 
