@@ -131,6 +131,9 @@ pub struct Config {
     pub read_timeout: Duration,
     /// Forward twitcher's credentials (tokens, `X-Ssl-*`) to backends.
     pub forward_credentials: bool,
+    /// Rewrite the capabilities of `wms` services to lead back through the proxy
+    /// (`twitcher.ows_proxy_rewrite_wms`; false keeps the original's pass-through).
+    pub rewrite_wms: bool,
     /// Addresses whose `X-Ssl-Client-Verify` / `X-Forwarded-Proto` headers are believed
     /// (None: `X-Ssl-Client-Verify` from anyone, `X-Forwarded-Proto` from loopback).
     pub trusted_proxies: Option<Vec<IpAddr>>,
@@ -192,6 +195,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(300),
             forward_credentials: false,
+            rewrite_wms: true,
             trusted_proxies: None,
             max_body_size: DEFAULT_MAX_BODY,
             oauth: true,
@@ -319,6 +323,7 @@ impl Config {
         settings.bool(
             "twitcher.ows_proxy_forward_credentials",
             &mut config.forward_credentials,
+        settings.bool("twitcher.ows_proxy_rewrite_wms", &mut config.rewrite_wms)?;
         )?;
         if let Some(list) = settings.string("twitcher.trusted_proxies") {
             let addrs = list
@@ -398,6 +403,7 @@ const KNOWN_APP_KEYS: &[&str] = &[
     "twitcher.ows_proxy_ssl_verify",
     "twitcher.ows_proxy_connect_timeout",
     "twitcher.ows_proxy_read_timeout",
+    "twitcher.ows_proxy_rewrite_wms",
     "twitcher.ows_proxy_forward_credentials",
     "twitcher.trusted_proxies",
     "twitcher.max_body_size",

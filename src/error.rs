@@ -49,6 +49,9 @@ pub enum OwsError {
     /// The request body is larger than `twitcher.max_body_size` allows.
     #[error("The request body is too large.")]
     BodyTooLarge,
+    /// The request body is compressed (`Content-Encoding`); the proxy does not decode it.
+    #[error("A compressed request body is not supported.")]
+    UnsupportedContentEncoding,
     /// The extra path tries to leave the service's URL (`..` segments).
     #[error("The request path is not valid.")]
     InvalidPath,
@@ -77,10 +80,15 @@ impl OwsError {
                 e.locator().unwrap_or_default(),
                 StatusCode::BAD_REQUEST,
             ),
-            OwsError::Request(RequestError::Malformed(_)) => (
+            OwsError::Request(RequestError::Malformed(_) | RequestError::Doctype) => (
                 NoApplicableCode,
                 "NoApplicableCode",
                 StatusCode::BAD_REQUEST,
+            ),
+            OwsError::Request(RequestError::Encoding) | OwsError::UnsupportedContentEncoding => (
+                NoApplicableCode,
+                "NoApplicableCode",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ),
             OwsError::Request(e) => (
                 InvalidParameterValue,
@@ -166,6 +174,10 @@ mod tests {
             OwsError::Request(RequestError::InvalidXmlRequest("foo".into())),
             OwsError::Request(RequestError::InvalidXmlVersion("9.9.9".into())),
             OwsError::Request(RequestError::Malformed("Document is empty".into())),
+            OwsError::Request(RequestError::Ambiguous("request")),
+            OwsError::Request(RequestError::Doctype),
+            OwsError::Request(RequestError::Encoding),
+            OwsError::UnsupportedContentEncoding,
             OwsError::TokenRequired,
             OwsError::TokenExpired,
             OwsError::CertificateRequired,

@@ -1,10 +1,11 @@
 //! twitcher: a security proxy for OGC Web Services (WPS, WMS), a drop-in replacement for
 //! the Python Twitcher.
 //!
-//! An OWS request flows one way: [`router`] → [`proxy`] (which asks [`ows::request`] to
-//! parse and [`security`] to authorize) → backend → response filtering
+//! An OWS request flows one way: [`router`] → [`gate`] (the one access decision: it
+//! reads the request with [`ows::request`], finds credentials with [`security`], checks
+//! them with [`tokens`]) → [`proxy`] → backend → response filtering
 //! ([`ows::capabilities`] rewrites URLs while streaming) → client; errors become reports
-//! in [`error`]. [`verify`] makes the same decision without forwarding.
+//! in [`error`]. [`verify`] asks the gate the same question without forwarding.
 //!
 //! Management: [`rpc`] (XML-RPC at `/RPC2`), [`oauth`] (client registration and the
 //! client-credentials grant, tokens from [`tokens`]), [`api`] (REST `/services`), sharing
@@ -19,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod form;
 pub mod frontpage;
+pub mod gate;
 pub mod json;
 pub mod middleware;
 pub mod oauth;

@@ -2,6 +2,7 @@
 //! rendering exception reports ([`exception`]) and rewriting backend XML
 //! ([`capabilities`]).
 
+pub mod body;
 pub mod capabilities;
 pub mod exception;
 pub mod request;

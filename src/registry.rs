@@ -100,10 +100,10 @@ pub fn build_service(
     Ok(Some(Service {
         name,
         url: stored_url,
-        service_type: non_empty(fields.service_type, "WPS"),
+        service_type: non_empty(fields.service_type, "WPS").into(),
         purl: fields.purl.unwrap_or_default(),
         public: fields.public.unwrap_or(false),
-        auth: non_empty(fields.auth, "token"),
+        auth: non_empty(fields.auth, "token").into(),
         verify: fields.verify.unwrap_or(true),
     }))
 }

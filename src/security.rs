@@ -1,15 +1,12 @@
-//! The access decision for one OWS request: public operations and services pass,
-//! `auth = cert` services need a verified client certificate, all others a valid token.
-//! Also knows where credentials meant for twitcher travel, so the proxy can strip them.
+//! Credentials meant for twitcher: where a client may put them (so the gate can find
+//! them) and where they travel (so nothing forwards them to a backend). The decision that
+//! uses them is the [`gate`](crate::gate)'s.
 
 use std::net::IpAddr;
 
 use axum::http::{HeaderMap, header};
 
-use crate::error::OwsError;
-use crate::ows::request::OwsRequest;
-use crate::store::{Service, Store};
-use crate::tokens::{Scope, TokenError, Tokens};
+use crate::gate::path::ExtraPath;
 
 /// Query parameters that carry a twitcher token.
 pub const TOKEN_PARAMS: [&str; 2] = ["token", "access_token"];
@@ -75,13 +72,13 @@ impl Peer<'_> {
     }
 }
 
-/// Collects the credentials of a request. `extra_path` is the raw path after the service
-/// name (empty when none); its last element is the token of last resort.
+/// Collects the credentials of a request. The last element of the extra path is the token
+/// of last resort.
 pub fn credentials(
     query: &str,
     headers: &HeaderMap,
     form_token: Option<&str>,
-    extra_path: &str,
+    extra_path: &ExtraPath,
     peer: Peer<'_>,
 ) -> Credentials {
     Credentials {
@@ -94,7 +91,7 @@ fn find_token(
     query: &str,
     headers: &HeaderMap,
     form_token: Option<&str>,
-    extra_path: &str,
+    extra_path: &ExtraPath,
 ) -> Option<(String, TokenSource)> {
     let param = |name: &str| {
         url::form_urlencoded::parse(query.as_bytes())
@@ -118,30 +115,47 @@ fn find_token(
     if let Some(t) = form_token.filter(|t| !t.is_empty()) {
         return Some((t.to_string(), TokenSource::FormField));
     }
-    last_path_element(extra_path).map(|t| (t, TokenSource::LastPathElement))
+    extra_path
+        .last_element()
+        .map(|t| (t, TokenSource::LastPathElement))
 }
 
-/// The token of an `Authorization: Bearer …` header (scheme case-insensitive).
+/// The token of an `Authorization: Bearer …` header (scheme case-insensitive, any run of
+/// spaces or tabs after it).
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = header_str(headers, header::AUTHORIZATION.as_str())?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
+    let (scheme, token) = value.split_once([' ', '\t'])?;
+    let token = token.trim_matches([' ', '\t']);
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The percent-decoded last non-empty element of a raw path.
-fn last_path_element(extra_path: &str) -> Option<String> {
-    // The original took the last non-empty element: `/tok/` still names `tok`.
-    let last = extra_path
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .filter(|s| !s.is_empty())?;
-    Some(
-        percent_encoding::percent_decode_str(last)
-            .decode_utf8_lossy()
-            .into_owned(),
-    )
+/// Whether a request header carries a credential for twitcher and so never reaches a
+/// backend (unless `twitcher.ows_proxy_forward_credentials`): `Authorization` in any form,
+/// `Access-Token`, `X-Ssl-*`.
+pub fn is_credential_header(name: &str) -> bool {
+    name == header::AUTHORIZATION.as_str()
+        || name == ACCESS_TOKEN_HEADER
+        || name.starts_with("x-ssl-")
+}
+
+/// The query (or form body) without `token`/`access_token` pairs in any case or
+/// encoding; other pairs keep their exact bytes.
+pub fn strip_token_params(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            let key = url::form_urlencoded::parse(key.as_bytes())
+                .next()
+                .map(|(k, _)| k.into_owned())
+                .unwrap_or_default();
+            !pair.is_empty()
+                && !TOKEN_PARAMS
+                    .iter()
+                    .any(|t| key.trim().eq_ignore_ascii_case(t))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -156,69 +170,6 @@ fn certificate_verified(headers: &HeaderMap, peer: Peer<'_>) -> bool {
         && headers
             .get(CLIENT_VERIFY_HEADER)
             .is_some_and(|v| v.as_bytes() == b"SUCCESS")
-}
-
-/// Why a request was let through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grant {
-    /// Public service or public operation: no credential was needed.
-    Public,
-    /// A verified client certificate.
-    Certificate,
-    /// A valid token, found there.
-    Token(TokenSource),
-}
-
-/// Decides whether the request may reach the service; `request` is None when the
-/// operation is unknown (then it counts as protected). `now` is seconds since the epoch.
-pub async fn authorize(
-    store: &dyn Store,
-    tokens: &Tokens,
-    service: &Service,
-    request: Option<&OwsRequest>,
-    credentials: &Credentials,
-    now: i64,
-) -> Result<Grant, OwsError> {
-    if service.is_public() || request.is_some_and(OwsRequest::is_public) {
-        return Ok(Grant::Public);
-    }
-    if service.auth == "cert" {
-        return if credentials.certificate_verified {
-            Ok(Grant::Certificate)
-        } else {
-            Err(OwsError::CertificateRequired)
-        };
-    }
-    let Some((token, source)) = &credentials.token else {
-        return Err(OwsError::TokenRequired);
-    };
-    check_token(store, tokens, token, now)
-        .await
-        .map(|()| Grant::Token(*source))
-}
-
-/// A token is valid when it is an unexpired XML-RPC token, or an unexpired OAuth2 token
-/// (stored or JWT) with scope `compute`.
-async fn check_token(
-    store: &dyn Store,
-    tokens: &Tokens,
-    token: &str,
-    now: i64,
-) -> Result<(), OwsError> {
-    let lookup = |e| OwsError::internal("token lookup failed", e);
-    if let Some(t) = store.access_token(token).await.map_err(lookup)? {
-        return if t.expires_at > now {
-            Ok(())
-        } else {
-            Err(OwsError::TokenExpired)
-        };
-    }
-    match tokens.check(store, token, Scope::Compute, now).await {
-        Ok(()) => Ok(()),
-        Err(TokenError::Expired) => Err(OwsError::TokenExpired),
-        Err(TokenError::Invalid) => Err(OwsError::TokenRequired),
-        Err(TokenError::Store(e)) => Err(lookup(e)),
-    }
 }
 
 #[cfg(test)]
@@ -268,7 +219,7 @@ mod tests {
             ("", &all, "/p", Some(("h", TokenSource::AccessTokenHeader))),
             (
                 "",
-                &headers(&[("authorization", "bearer  b ")]),
+                &headers(&[("authorization", "bearer \t b ")]),
                 "/p",
                 Some(("b", TokenSource::Bearer)),
             ),
@@ -295,7 +246,7 @@ mod tests {
             ("token=", &HeaderMap::new(), "", None),
         ];
         for (query, h, path, expected) in cases {
-            let got = find_token(query, h, None, path);
+            let got = find_token(query, h, None, &ExtraPath::parse(path).unwrap());
             assert_eq!(
                 got.as_ref().map(|(t, s)| (t.as_str(), *s)),
                 *expected,
@@ -307,9 +258,14 @@ mod tests {
     #[test]
     fn the_form_field_comes_after_headers_and_before_the_path() {
         let bearer = headers(&[("authorization", "Bearer b")]);
-        let got = find_token("", &bearer, Some("f"), "/p");
+        let got = find_token("", &bearer, Some("f"), &ExtraPath::parse("/p").unwrap());
         assert_eq!(got, Some(("b".into(), TokenSource::Bearer)));
-        let got = find_token("", &HeaderMap::new(), Some("f"), "/p");
+        let got = find_token(
+            "",
+            &HeaderMap::new(),
+            Some("f"),
+            &ExtraPath::parse("/p").unwrap(),
+        );
         assert_eq!(got, Some(("f".into(), TokenSource::FormField)));
     }
 
@@ -332,128 +288,5 @@ mod tests {
         };
         assert!(certificate_verified(&ok, from("10.0.0.1")));
         assert!(!certificate_verified(&ok, from("10.0.0.2")));
-    }
-
-    async fn decide(service: &Service, query: &str, creds: Credentials) -> Result<Grant, OwsError> {
-        let store = MemoryStore::new();
-        store
-            .save_access_token(&AccessToken {
-                token: "good".into(),
-                expires_at: 2000,
-            })
-            .await
-            .unwrap();
-        store
-            .save_access_token(&AccessToken {
-                token: "old".into(),
-                expires_at: 1000,
-            })
-            .await
-            .unwrap();
-        let oauth = |t: &str, scope: &str| OAuthToken {
-            access_token: t.into(),
-            client_id: "c".into(),
-            scope: scope.into(),
-            expires_at: 2000,
-        };
-        store
-            .save_oauth_token(&oauth("compute", "compute register"))
-            .await
-            .unwrap();
-        store
-            .save_oauth_token(&oauth("register", "register"))
-            .await
-            .unwrap();
-        let request = parse_kvp(query).unwrap();
-        let tokens = Tokens::from_settings(&crate::config::Config::default().token).unwrap();
-        authorize(&store, &tokens, service, Some(&request), &creds, 1500).await
-    }
-
-    fn token(t: &str) -> Credentials {
-        Credentials {
-            token: Some((t.into(), TokenSource::QueryAccessToken)),
-            certificate_verified: false,
-        }
-    }
-
-    const EXECUTE: &str = "service=WPS&request=Execute&version=1.0.0";
-
-    #[tokio::test]
-    async fn access_decisions() {
-        let emu = Service::new("emu", "http://x/wps");
-        let public = Service {
-            public: true,
-            ..emu.clone()
-        };
-        let cert = Service {
-            auth: "cert".into(),
-            ..emu.clone()
-        };
-        let verified = Credentials {
-            token: None,
-            certificate_verified: true,
-        };
-        let outcome = |r: Result<Grant, OwsError>| r.map(|_| ()).map_err(|e| e.to_string());
-        let required = Err("Access token is required to access this service.".to_string());
-        let expired = Err("Access token is expired.".to_string());
-        let no_cert = Err("A valid X.509 client certificate is needed.".to_string());
-
-        assert_eq!(
-            outcome(decide(&emu, "service=WPS&request=GetCapabilities", token("x")).await),
-            Ok(())
-        );
-        assert_eq!(
-            outcome(
-                decide(
-                    &emu,
-                    "service=WPS&request=DescribeProcess&version=1.0.0",
-                    Credentials::default()
-                )
-                .await
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            outcome(decide(&emu, EXECUTE, Credentials::default()).await),
-            required
-        );
-        assert_eq!(outcome(decide(&emu, EXECUTE, token("good")).await), Ok(()));
-        assert_eq!(outcome(decide(&emu, EXECUTE, token("old")).await), expired);
-        assert_eq!(
-            outcome(decide(&emu, EXECUTE, token("nope")).await),
-            required
-        );
-        assert_eq!(
-            outcome(decide(&emu, EXECUTE, token("compute")).await),
-            Ok(())
-        );
-        assert_eq!(
-            outcome(decide(&emu, EXECUTE, token("register")).await),
-            required
-        );
-        assert_eq!(
-            outcome(decide(&public, EXECUTE, Credentials::default()).await),
-            Ok(())
-        );
-        assert_eq!(
-            outcome(decide(&cert, EXECUTE, token("good")).await),
-            no_cert
-        );
-        assert_eq!(outcome(decide(&cert, EXECUTE, verified).await), Ok(()));
-        let wms = Service {
-            service_type: "wms".into(),
-            ..emu.clone()
-        };
-        assert_eq!(
-            outcome(
-                decide(
-                    &wms,
-                    "service=WMS&request=GetMap&version=1.3.0",
-                    Credentials::default()
-                )
-                .await
-            ),
-            required
-        );
     }
 }

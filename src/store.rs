@@ -14,14 +14,14 @@ pub struct Service {
     pub name: String,
     /// Backend URL (`scheme://netloc/path`).
     pub url: String,
-    /// Service type as registered (`WPS`, `wps`, `wms`, …); compared case-insensitively.
-    pub service_type: String,
+    /// Service type as registered (`WPS`, `wps`, `wms`, …) and what the proxy makes of it.
+    pub service_type: ServiceType,
     /// Public URL written into rewritten capabilities instead of the proxy URL; may be empty.
     pub purl: String,
     /// Registered as public: every request passes without a token.
     pub public: bool,
-    /// `token` or `cert` (anything else is treated as public, like the original 0.6).
-    pub auth: String,
+    /// How protected requests prove their right.
+    pub auth: Auth,
     /// Check the backend's TLS certificate.
     pub verify: bool,
 }
@@ -35,19 +35,132 @@ impl Service {
             service_type: "WPS".into(),
             purl: String::new(),
             public: false,
-            auth: "token".into(),
+            auth: Auth::Token,
             verify: true,
         }
     }
 
     /// True when no credential is needed for any request to this service.
     pub fn is_public(&self) -> bool {
-        self.public || !matches!(self.auth.as_str(), "token" | "cert")
+        self.public || matches!(self.auth, Auth::Other(_))
     }
 
-    /// True when the service is of the WPS kind (the original's default branch).
-    pub fn is_wps(&self) -> bool {
-        self.service_type.is_empty() || self.service_type.eq_ignore_ascii_case("wps")
+    /// What kind of service this is, for the proxy's decisions.
+    pub fn kind(&self) -> ServiceKind {
+        self.service_type.kind
+    }
+}
+
+/// The kinds of service the proxy treats differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// `wps` in any case, or no type: the original's default branch (response filtering).
+    Wps,
+    /// `wms` in any case: pass-through, capabilities rewritten.
+    Wms,
+    /// Anything else: pass-through.
+    Other,
+}
+
+/// A service type: its kind, and the spelling it was registered with (shown back as is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceType {
+    kind: ServiceKind,
+    registered: String,
+}
+
+impl ServiceType {
+    /// The kind.
+    pub fn kind(&self) -> ServiceKind {
+        self.kind
+    }
+
+    /// The type as registered.
+    pub fn as_str(&self) -> &str {
+        &self.registered
+    }
+}
+
+impl From<String> for ServiceType {
+    fn from(registered: String) -> Self {
+        let kind = if registered.is_empty() || registered.eq_ignore_ascii_case("wps") {
+            ServiceKind::Wps
+        } else if registered.eq_ignore_ascii_case("wms") {
+            ServiceKind::Wms
+        } else {
+            ServiceKind::Other
+        };
+        ServiceType { kind, registered }
+    }
+}
+
+impl From<&str> for ServiceType {
+    fn from(registered: &str) -> Self {
+        registered.to_string().into()
+    }
+}
+
+impl std::ops::Deref for ServiceType {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.registered
+    }
+}
+
+impl serde::Serialize for ServiceType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.registered)
+    }
+}
+
+/// How a service's protected requests are authorized (`auth` column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// `token`: an access token.
+    Token,
+    /// `cert`: a verified X.509 client certificate.
+    Cert,
+    /// Any other stored value: treated as public, like the original 0.6; kept as stored.
+    Other(String),
+}
+
+impl Auth {
+    /// The stored spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Auth::Token => "token",
+            Auth::Cert => "cert",
+            Auth::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for Auth {
+    fn from(stored: String) -> Self {
+        match stored.as_str() {
+            "token" => Auth::Token,
+            "cert" => Auth::Cert,
+            _ => Auth::Other(stored),
+        }
+    }
+}
+
+impl From<&str> for Auth {
+    fn from(stored: &str) -> Self {
+        stored.to_string().into()
+    }
+}
+
+impl std::ops::Deref for Auth {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl serde::Serialize for Auth {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -86,6 +199,15 @@ pub struct OAuthToken {
     pub scope: String,
     /// Expiry as seconds since the Unix epoch.
     pub expires_at: i64,
+}
+
+/// A token found by [`Store::find_token`]: either kind, from one lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredToken {
+    /// An XML-RPC access token.
+    Rpc(AccessToken),
+    /// An issued OAuth2 token.
+    OAuth(OAuthToken),
 }
 
 /// What can go wrong in a store: never shown to clients, only logged.
@@ -146,6 +268,10 @@ pub trait Store: Send + Sync + 'static {
     async fn oauth_token(&self, access_token: &str) -> StoreResult<Option<OAuthToken>>;
     /// Deletes an issued OAuth2 token; false when it did not exist.
     async fn delete_oauth_token(&self, access_token: &str) -> StoreResult<bool>;
+
+    /// Looks a presented token up among XML-RPC and OAuth2 tokens in one lookup (an
+    /// XML-RPC token wins when both tables hold the string).
+    async fn find_token(&self, token: &str) -> StoreResult<Option<StoredToken>>;
 }
 
 /// Opens the store `sqlalchemy.url` names, creating or upgrading the schema.

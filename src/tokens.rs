@@ -10,7 +10,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{TokenSettings, TokenType};
-use crate::store::{OAuthToken, Store, StoreError};
+use crate::store::{OAuthToken, Store, StoreError, StoredToken};
 
 /// What a token must allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,16 +261,30 @@ impl Tokens {
         scope: Scope,
         now: i64,
     ) -> Result<(), TokenError> {
-        if let Some(stored) = store.oauth_token(token).await? {
-            if !has_scope(&stored.scope, scope) {
-                return Err(TokenError::Invalid);
-            }
-            return if stored.expires_at > now {
-                Ok(())
-            } else {
-                Err(TokenError::Expired)
-            };
+        match store.oauth_token(token).await? {
+            Some(stored) => check_oauth(&stored, scope, now),
+            None => self.check_jwt(token, scope, now),
         }
+    }
+
+    /// Checks a token presented to the OWS proxy: an XML-RPC token, a stored OAuth2 token
+    /// or a JWT, each with scope `compute`, found with one store lookup.
+    pub async fn verify_compute(
+        &self,
+        store: &dyn Store,
+        token: &str,
+        now: i64,
+    ) -> Result<(), TokenError> {
+        match store.find_token(token).await? {
+            Some(StoredToken::Rpc(t)) if t.expires_at > now => Ok(()),
+            Some(StoredToken::Rpc(_)) => Err(TokenError::Expired),
+            Some(StoredToken::OAuth(t)) => check_oauth(&t, Scope::Compute, now),
+            None => self.check_jwt(token, Scope::Compute, now),
+        }
+    }
+
+    /// Checks a JWT's signature, issuer, audience, scope and expiry.
+    fn check_jwt(&self, token: &str, scope: Scope, now: i64) -> Result<(), TokenError> {
         let Some((key, alg)) = &self.decoding else {
             return Err(TokenError::Invalid);
         };
@@ -308,6 +322,16 @@ impl Tokens {
         } else {
             Err(TokenError::Expired)
         }
+    }
+}
+
+fn check_oauth(stored: &OAuthToken, scope: Scope, now: i64) -> Result<(), TokenError> {
+    if !has_scope(&stored.scope, scope) {
+        Err(TokenError::Invalid)
+    } else if stored.expires_at > now {
+        Ok(())
+    } else {
+        Err(TokenError::Expired)
     }
 }
 

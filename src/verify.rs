@@ -10,19 +10,27 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::error::OwsError;
+use crate::gate::{Denied, Route};
 use crate::json::PyJson;
 use crate::proxy;
-use crate::security::{self, Grant};
 
 /// The handler of the verify routes (any method).
 pub async fn handle(State(app): State<App>, request: Request) -> Response {
-    match decide(&app, request).await {
+    let (parts, body) = request.into_parts();
+    let decision = proxy::gate(&app)
+        .admit(
+            Route::Verify,
+            proxy::incoming(&parts),
+            proxy::body_stream(body),
+        )
+        .await;
+    match decision {
         Ok(_) => PyJson(
             StatusCode::OK,
             json!({"description": "Access to service is allowed.", "access": true}),
         )
         .into_response(),
-        Err(OwsError::Internal) => OwsError::Internal.into_response(),
+        Err(e @ Denied::Store(_)) => OwsError::from(e).into_response(),
         Err(e) => {
             tracing::debug!(reason = %e, "verify: access refused");
             PyJson(
@@ -32,34 +40,4 @@ pub async fn handle(State(app): State<App>, request: Request) -> Response {
             .into_response()
         }
     }
-}
-
-async fn decide(app: &App, request: Request) -> Result<Grant, OwsError> {
-    let peer = proxy::peer_of(app, &request);
-    let (parts, body) = request.into_parts();
-    let (service, extra) = proxy::target(app, "verify", parts.uri.path()).await?;
-    if !app.config.ows_security {
-        return Ok(Grant::Public);
-    }
-    let query = parts.uri.query().unwrap_or("");
-    let (ows_request, form_token) =
-        match proxy::read_ows_request(app, &parts.method, query, &parts.headers, body).await {
-            Ok(ows) => (ows.request, ows.form_token),
-            Err(OwsError::Internal) => return Err(OwsError::Internal),
-            // nginx sends the subrequest without the body: the query may still name the
-            // operation (`POST ?service=WPS&request=GetCapabilities`).
-            Err(_) => (crate::ows::request::parse_kvp(query).ok(), None),
-        };
-    let credentials =
-        security::credentials(query, &parts.headers, form_token.as_deref(), &extra, peer);
-    let now = crate::clock::now();
-    security::authorize(
-        app.store.as_ref(),
-        &app.tokens,
-        &service,
-        ows_request.as_ref(),
-        &credentials,
-        now,
-    )
-    .await
 }

@@ -1,8 +1,11 @@
 //! Phase 6 of the proxy: what the client gets back. WPS-type services get the original's
 //! filtering (status mapping, content-type allow-list, URL rewriting while streaming);
-//! other services get the backend's answer minus hop-by-hop headers.
+//! WMS services the backend's answer with their XML rewritten (so every URL in their
+//! capabilities leads back through the proxy); others the backend's answer unchanged;
+//! all minus hop-by-hop headers.
 
 use std::io;
+use std::net::IpAddr;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -49,8 +52,12 @@ pub(super) fn public_url(
     app: &App,
     service: &Service,
     headers: &HeaderMap,
-    peer: Peer<'_>,
+    peer_addr: Option<IpAddr>,
 ) -> String {
+    let peer = Peer {
+        addr: peer_addr,
+        trusted: app.config.trusted_proxies.as_deref(),
+    };
     if service.purl.contains("://") {
         return service.purl.clone();
     }
@@ -119,19 +126,7 @@ pub(super) async fn wps_response(
             ));
         }
         if is_xml(&essence) {
-            let rewrite = Rewrite {
-                service_url: service.url.clone(),
-                public_url,
-                max_prolog: MAX_PROLOG,
-            };
-            body = match capabilities::rewrite_xml(body, rewrite).await {
-                Ok((_, rewritten)) => rewritten,
-                Err(RewriteError::NotXml) => return Err(OwsError::CouldNotDecode),
-                Err(RewriteError::Upstream(e)) => {
-                    tracing::warn!(error = %e, "reading the backend response failed");
-                    return Err(OwsError::BackendUnreachable);
-                }
-            };
+            body = rewrite(service, body, public_url).await?;
             untouched_length = None;
         }
     }
@@ -141,6 +136,59 @@ pub(super) async fn wps_response(
         .extend(content_type.map(|v| (header::CONTENT_TYPE, v)));
     out.headers_mut()
         .extend(untouched_length.map(|v| (header::CONTENT_LENGTH, v)));
+    Ok(out)
+}
+
+/// The body with backend URLs replaced by the public URL, as it streams.
+async fn rewrite(
+    service: &Service,
+    body: ByteStream,
+    public_url: String,
+) -> Result<ByteStream, OwsError> {
+    let rewrite = Rewrite {
+        service_url: service.url.clone(),
+        public_url,
+        max_prolog: MAX_PROLOG,
+    };
+    match capabilities::rewrite_xml(body, rewrite).await {
+        Ok((_, rewritten)) => Ok(rewritten),
+        Err(RewriteError::NotXml) => Err(OwsError::CouldNotDecode),
+        Err(RewriteError::Upstream(e)) => {
+            tracing::warn!(error = %e, "reading the backend response failed");
+            Err(OwsError::BackendUnreachable)
+        }
+    }
+}
+
+/// Phase 6 for WMS services: the backend's status and headers (minus hop-by-hop), with
+/// XML bodies rewritten so that their URLs lead back through the proxy.
+pub(super) async fn rewritten_passthrough(
+    service: &Service,
+    response: reqwest::Response,
+    public_url: String,
+) -> Result<Response, OwsError> {
+    let xml = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| is_xml(&essence(ct)));
+    if !xml {
+        return Ok(passthrough_response(response));
+    }
+    if response
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        // Asked for identity; compressed XML cannot be rewritten and must not leak.
+        return Err(OwsError::CouldNotDecode);
+    }
+    let status = response.status();
+    let headers = passthrough_headers(response.headers());
+    let body = rewrite(service, body_stream(response), public_url).await?;
+    let mut out = Response::new(Body::from_stream(body));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out.headers_mut().remove(header::CONTENT_LENGTH);
     Ok(out)
 }
 
@@ -187,16 +235,22 @@ fn is_xml(essence: &str) -> bool {
 /// Phase 6 for other services: status, headers (minus hop-by-hop) and body unchanged.
 pub(super) fn passthrough_response(response: reqwest::Response) -> Response {
     let status = response.status();
-    let mut headers = HeaderMap::with_capacity(response.headers().len());
-    for (name, value) in response.headers() {
-        if !upstream::is_hop_by_hop(name, response.headers()) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
+    let headers = passthrough_headers(response.headers());
     let mut out = Response::new(Body::from_stream(body_stream(response)));
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+/// A backend's response headers minus hop-by-hop ones.
+fn passthrough_headers(from: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(from.len());
+    for (name, value) in from {
+        if !upstream::is_hop_by_hop(name, from) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
 use crate::app::App;
 use crate::error::OwsError;
-use crate::security::{self, Grant, TokenSource};
-use crate::store::Service;
+use crate::gate::{Admitted, ForwardBody};
+use crate::security;
 
 /// Hop-by-hop headers, never forwarded in either direction (RFC 9110 §7.6.1 plus the
 /// original's list).
@@ -24,91 +24,58 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Phase 4: the request to the backend: same method, extra path, query and headers, minus
-/// `Host`, hop-by-hop headers and (unless configured otherwise) twitcher's credentials.
-#[allow(clippy::too_many_arguments)]
+/// Phase 4: the request to the backend: the gate's upstream URL, same method, the
+/// client's headers minus `Host`, `Expect`, hop-by-hop headers and (unless configured
+/// otherwise) twitcher's credentials, and the body the gate passed on.
 pub(super) fn upstream_request(
     app: &App,
-    service: &Service,
-    extra: &str,
+    admitted: Admitted,
     method: &Method,
-    query: &str,
     headers: &HeaderMap,
-    grant: Grant,
-    body: Option<reqwest::Body>,
+    rewrite: bool,
 ) -> reqwest::RequestBuilder {
     let forward_credentials = app.config.forward_credentials;
-    let path_extra = if !forward_credentials && grant == Grant::Token(TokenSource::LastPathElement)
-    {
-        // The last element was the token: it addressed twitcher, not the backend.
-        without_last_element(extra)
-    } else {
-        extra.to_string()
-    };
-    let mut url = service.url.clone();
-    if !path_extra.is_empty() {
-        url.truncate(url.trim_end_matches('/').len());
-        url.push_str(&path_extra);
-    }
-    let query = if forward_credentials {
-        query.to_string()
-    } else {
-        strip_token_params(query)
-    };
-    if !query.is_empty() {
-        url.push('?');
-        url.push_str(&query);
-    }
-
     let mut forwarded = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        if skip_request_header(name, value, headers, forward_credentials) {
+        if skip_request_header(name, headers, forward_credentials) {
             continue;
         }
         forwarded.append(name.clone(), value.clone());
     }
-    if service.is_wps() {
+    if rewrite {
         // Capabilities are rewritten as they stream, so they must arrive uncompressed.
         forwarded.insert(
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
         );
     }
-    let verify = service.verify && app.config.ssl_verify;
+    let verify = admitted.service.verify && app.config.ssl_verify;
     let mut builder = app
         .upstream
         .client(verify)
-        .request(method.clone(), url)
+        .request(method.clone(), admitted.upstream)
         .headers(forwarded);
-    if let Some(body) = body {
-        if let (None, Some(len)) = (body.as_bytes(), headers.get(header::CONTENT_LENGTH)) {
-            // Keep the client's framing: some WSGI backends cannot read chunked bodies.
-            builder = builder.header(header::CONTENT_LENGTH, len.clone());
+    match admitted.body {
+        ForwardBody::None => {}
+        ForwardBody::Whole(bytes) => builder = builder.body(bytes),
+        ForwardBody::Stream(stream) => {
+            if let Some(len) = headers.get(header::CONTENT_LENGTH) {
+                // Keep the client's framing: some WSGI backends cannot read chunked bodies.
+                builder = builder.header(header::CONTENT_LENGTH, len.clone());
+            }
+            builder = builder.body(reqwest::Body::wrap_stream(stream));
         }
-        builder = builder.body(body);
     }
     builder
 }
 
-fn skip_request_header(
-    name: &HeaderName,
-    value: &HeaderValue,
-    all: &HeaderMap,
-    forward_credentials: bool,
-) -> bool {
+fn skip_request_header(name: &HeaderName, all: &HeaderMap, forward_credentials: bool) -> bool {
     let n = name.as_str();
-    if n == "host" || n == "content-length" || is_hop_by_hop(name, all) {
+    // `Expect` asked twitcher, not the backend, for a 100 Continue.
+    if n == "host" || n == "content-length" || n == "expect" || is_hop_by_hop(name, all) {
         return true;
     }
-    if forward_credentials {
-        return false;
-    }
-    n == security::ACCESS_TOKEN_HEADER
-        || n.starts_with("x-ssl-")
-        || (n == "authorization"
-            && value
-                .to_str()
-                .is_ok_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ")))
+    !forward_credentials && security::is_credential_header(n)
 }
 
 pub(super) fn is_hop_by_hop(name: &HeaderName, all: &HeaderMap) -> bool {
@@ -119,33 +86,6 @@ pub(super) fn is_hop_by_hop(name: &HeaderName, all: &HeaderMap) -> bool {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|listed| listed.trim().eq_ignore_ascii_case(name.as_str()))
-}
-
-/// The extra path minus its last non-empty element (`/a/tok` → `/a`, `/tok/` → `/`).
-fn without_last_element(extra: &str) -> String {
-    let trimmed = extra.trim_end_matches('/');
-    let kept = &trimmed[..trimmed.rfind('/').unwrap_or(0)];
-    if trimmed.len() < extra.len() {
-        format!("{kept}/")
-    } else {
-        kept.to_string()
-    }
-}
-
-/// The query without `token`/`access_token` pairs; other pairs keep their exact bytes.
-pub(super) fn strip_token_params(query: &str) -> String {
-    query
-        .split('&')
-        .filter(|pair| {
-            let key = pair.split('=').next().unwrap_or_default();
-            let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
-            !pair.is_empty()
-                && !security::TOKEN_PARAMS
-                    .iter()
-                    .any(|t| key.eq_ignore_ascii_case(t))
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// Maps a failed backend exchange: unreachable → 502, too slow → 504.
@@ -170,32 +110,5 @@ pub(super) fn upstream_error(err: reqwest::Error) -> OwsError {
         OwsError::BackendTimeout
     } else {
         OwsError::BackendUnreachable
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_params_are_stripped_byte_exactly() {
-        assert_eq!(
-            strip_token_params("service=WPS&access_token=x&a=%20b&a=c"),
-            "service=WPS&a=%20b&a=c"
-        );
-        assert_eq!(
-            strip_token_params("token=1&TOKEN=2&access%5Ftoken=3&tokens=4"),
-            "tokens=4"
-        );
-        assert_eq!(strip_token_params(""), "");
-        assert_eq!(strip_token_params("a&&b="), "a&b=");
-    }
-
-    #[test]
-    fn a_path_token_is_cut_from_the_upstream_path() {
-        assert_eq!(without_last_element("/tok"), "");
-        assert_eq!(without_last_element("/a/tok"), "/a");
-        assert_eq!(without_last_element("/tok/"), "/");
-        assert_eq!(without_last_element("/a/tok//"), "/a/");
     }
 }

@@ -113,10 +113,10 @@ pub fn service_value(s: &Service) -> RpcValue {
     RpcValue::Struct(vec![
         ("url", RpcValue::str(&s.url)),
         ("name", RpcValue::str(&s.name)),
-        ("type", RpcValue::str(&s.service_type)),
+        ("type", RpcValue::str(s.service_type.as_str())),
         ("purl", RpcValue::str(&s.purl)),
         ("public", RpcValue::Bool(s.public)),
-        ("auth", RpcValue::str(&s.auth)),
+        ("auth", RpcValue::str(s.auth.as_str())),
         ("verify", RpcValue::Bool(s.verify)),
     ])
 }

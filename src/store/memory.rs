@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{AccessToken, OAuthClient, OAuthToken, Service, Store, StoreResult};
+use super::{AccessToken, OAuthClient, OAuthToken, Service, Store, StoreResult, StoredToken};
 
 /// Keeps everything in process memory behind one lock.
 #[derive(Default)]
@@ -115,5 +115,15 @@ impl Store for MemoryStore {
 
     async fn delete_oauth_token(&self, access_token: &str) -> StoreResult<bool> {
         self.with(|i| i.oauth_tokens.remove(access_token).is_some())
+    }
+
+    async fn find_token(&self, token: &str) -> StoreResult<Option<StoredToken>> {
+        self.with(|i| {
+            i.access_tokens
+                .get(token)
+                .cloned()
+                .map(StoredToken::Rpc)
+                .or_else(|| i.oauth_tokens.get(token).cloned().map(StoredToken::OAuth))
+        })
     }
 }

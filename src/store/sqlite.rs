@@ -41,7 +41,9 @@ use self::pool::{Inner, configure, open_reason};
 use self::rows::{epoch, expiry_or_expired, format_datetime, service_from_row, text};
 use self::schema::upgrade;
 use self::sql::{ServiceSql, upsert};
-use super::{AccessToken, OAuthClient, OAuthToken, Service, Store, StoreError, StoreResult};
+use super::{
+    AccessToken, OAuthClient, OAuthToken, Service, Store, StoreError, StoreResult, StoredToken,
+};
 
 /// A [`Store`] on an SQLite file, shared cheaply (`Arc` inside).
 pub struct SqliteStore {
@@ -142,9 +144,9 @@ impl Store for SqliteStore {
                 rusqlite::params![
                     s.name,
                     s.url,
-                    s.service_type,
+                    s.service_type.as_str(),
                     s.purl,
-                    s.auth,
+                    s.auth.as_str(),
                     s.public,
                     s.verify
                 ],
@@ -281,6 +283,37 @@ impl Store for SqliteStore {
                     client_id: text(row, 1)?.unwrap_or_default(),
                     scope: text(row, 2)?.unwrap_or_default(),
                     expires_at: expiry_or_expired(epoch(row, 3)?, "token.expires"),
+                })
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn find_token(&self, token: &str) -> StoreResult<Option<StoredToken>> {
+        let token = token.to_owned();
+        self.run(move |conn, _| {
+            // One statement for both kinds: a token check is one round trip to the pool.
+            conn.prepare_cached(
+                "SELECT 0, expires_at, NULL, NULL FROM access_tokens WHERE token = ?1 \
+                 UNION ALL \
+                 SELECT 1, expires, client_id, scope FROM token WHERE access_token = ?1 \
+                 LIMIT 1",
+            )?
+            .query_row([&token], |row| {
+                let kind: i64 = row.get(0)?;
+                Ok(if kind == 0 {
+                    StoredToken::Rpc(AccessToken {
+                        token: token.clone(),
+                        expires_at: expiry_or_expired(epoch(row, 1)?, "access_tokens.expires_at"),
+                    })
+                } else {
+                    StoredToken::OAuth(OAuthToken {
+                        access_token: token.clone(),
+                        client_id: text(row, 2)?.unwrap_or_default(),
+                        scope: text(row, 3)?.unwrap_or_default(),
+                        expires_at: expiry_or_expired(epoch(row, 1)?, "token.expires"),
+                    })
                 })
             })
             .optional()

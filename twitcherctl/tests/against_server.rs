@@ -33,7 +33,7 @@ use serde_json::{Map, Number, Value, json};
 use twitcher::App;
 use twitcher::config::Config;
 use twitcher::store::memory::MemoryStore;
-use twitcher::store::{OAuthClient, OAuthToken, Service, Store};
+use twitcher::store::{Auth, OAuthClient, OAuthToken, Service, Store};
 
 // ================================================================ the server
 
@@ -635,10 +635,10 @@ fn service_from(value: &Value) -> Service {
     Service {
         name: text(value, "name"),
         url: text(value, "url"),
-        service_type: text(value, "type"),
+        service_type: text(value, "type").into(),
         purl: text(value, "purl"),
         public: value["public"].as_bool().expect("public"),
-        auth: text(value, "auth"),
+        auth: text(value, "auth").into(),
         verify: value["verify"].as_bool().expect("verify"),
     }
 }
@@ -1662,7 +1662,7 @@ fn tutorial_as_quoted() {
         EXACT,
         &cert.case,
     );
-    assert_eq!(server.service("emu").expect("emu").auth, "cert");
+    assert_eq!(server.service("emu").expect("emu").auth, Auth::Cert);
 
     // A compute token cannot change the registry; 071f38c printed {"success": False} and
     // exited 1, we say why (exit 1).
@@ -1689,7 +1689,7 @@ fn tutorial_as_quoted() {
         );
     }
     assert_eq!(server.services().len(), 1, "emu still there");
-    assert_eq!(server.service("emu").expect("emu").auth, "cert");
+    assert_eq!(server.service("emu").expect("emu").auth, Auth::Cert);
 
     // 0.6.0's syntax on the 071f38c CLI (rejected there).
     let v060 = t06("071f38c/18-v060-syntax-add");
@@ -1723,7 +1723,7 @@ fn tutorial_as_quoted() {
             case,
         );
     }
-    assert_eq!(server.service("emu").expect("emu").auth, "cert");
+    assert_eq!(server.service("emu").expect("emu").auth, Auth::Cert);
     // 0.6.0's run of `-k list` prompted and crashed on the closed stdin.
     let list = t06("13-tut-list-071f38c-form");
     let expected = json!([t06("23-tut-register-cert").result()]);

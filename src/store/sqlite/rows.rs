@@ -58,9 +58,9 @@ pub(super) fn service_from_row(row: &Row<'_>) -> rusqlite::Result<Service> {
     Ok(Service {
         name: text(row, 0)?.unwrap_or_default(),
         url: text(row, 1)?.unwrap_or_default(),
-        service_type: text(row, 2)?.unwrap_or(defaults.service_type),
+        service_type: text(row, 2)?.map_or(defaults.service_type, Into::into),
         purl: text(row, 3)?.unwrap_or(defaults.purl),
-        auth: text(row, 4)?.unwrap_or(defaults.auth),
+        auth: text(row, 4)?.map_or(defaults.auth, Into::into),
         public: flag(row, 5)?.unwrap_or(defaults.public),
         verify: flag(row, 6)?.unwrap_or(defaults.verify),
     })

@@ -1,0 +1,364 @@
+//! The gate: the one access decision for an OWS request, made before anything reaches a
+//! backend. It reads the request exactly once, in one unambiguous way, and refuses what a
+//! backend could read differently (see [`path`] and [`crate::ows::request`]); what it
+//! admits carries everything forwarding needs, so the proxy never reads the request again.
+//!
+//! Steps: target (service name and a checked extra path) → method → OWS request (query,
+//! or the body's root element / form pairs, see [`body`]) → credentials → authorization →
+//! upstream URL. The proxy and `/ows/verify` both call [`Gate::admit`].
+
+mod body;
+pub mod path;
+
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, Method};
+use url::Url;
+
+pub use body::ForwardBody;
+use body::OwsBody;
+use path::{ExtraPath, PathError};
+
+use crate::config::Config;
+use crate::error::OwsError;
+use crate::ows::capabilities::ByteStream;
+use crate::ows::request::{self, OwsRequest, RequestError};
+use crate::security::{self, Credentials, Peer, TokenSource};
+use crate::store::{Auth, Service, Store, StoreError};
+use crate::tokens::{TokenError, Tokens};
+
+/// Which route the request came by: what follows the service name is the same, what the
+/// gate may assume about the body is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `{protected_path}/proxy/…`: the request will be forwarded.
+    Proxy,
+    /// `{protected_path}/verify/…`: an nginx `auth_request` subrequest (sent without body).
+    Verify,
+}
+
+impl Route {
+    fn segment(self) -> &'static str {
+        match self {
+            Route::Proxy => "proxy",
+            Route::Verify => "verify",
+        }
+    }
+}
+
+/// The parts of an HTTP request the gate reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'r> {
+    /// Method.
+    pub method: &'r Method,
+    /// Raw (still percent-encoded) path.
+    pub path: &'r str,
+    /// Raw query string ("" when none).
+    pub query: &'r str,
+    /// Headers.
+    pub headers: &'r HeaderMap,
+    /// TCP peer address, when known.
+    pub peer: Option<IpAddr>,
+}
+
+/// Why a request was let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Public service or public operation: no credential was needed.
+    Public,
+    /// A verified client certificate.
+    Certificate,
+    /// A valid token, found there.
+    Token(TokenSource),
+}
+
+/// A request the gate lets through, with everything forwarding needs.
+pub struct Admitted {
+    /// The target service.
+    pub service: Service,
+    /// The backend URL: service path + checked extra path, query minus credentials.
+    pub upstream: Url,
+    /// The OWS request (None when `twitcher.ows_security` is off).
+    pub request: Option<OwsRequest>,
+    /// Why it may pass.
+    pub grant: Grant,
+    /// The body to forward.
+    pub body: ForwardBody,
+}
+
+/// Why the gate refuses a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    /// No service of that name.
+    #[error("no such service")]
+    NoService,
+    /// Only GET and POST are forwarded.
+    #[error("method not allowed")]
+    Method,
+    /// The extra path could leave the service's path.
+    #[error("extra path refused: {0}")]
+    Path(#[from] PathError),
+    /// Not a supported, unambiguous OWS request.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// A compressed request body (`Content-Encoding`): never decoded here.
+    #[error("content-encoded request body")]
+    ContentEncoding,
+    /// The body is larger than `twitcher.max_body_size` before its request is known.
+    #[error("request body too large")]
+    BodyTooLarge,
+    /// Reading the body from the client failed.
+    #[error("request body unreadable")]
+    BodyUnreadable,
+    /// No valid token.
+    #[error("token required")]
+    TokenRequired,
+    /// An expired token.
+    #[error("token expired")]
+    TokenExpired,
+    /// No verified client certificate for an `auth = cert` service.
+    #[error("certificate required")]
+    CertificateRequired,
+    /// The registered service URL is unusable.
+    #[error("service URL unusable: {0}")]
+    ServiceUrl(#[from] path::UpstreamUrlError),
+    /// The store failed.
+    #[error("store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<Denied> for OwsError {
+    fn from(denied: Denied) -> OwsError {
+        match denied {
+            Denied::NoService => OwsError::ServiceNotFound,
+            Denied::Method => OwsError::MethodNotAllowed,
+            Denied::Path(_) => OwsError::InvalidPath,
+            Denied::Request(e) => OwsError::Request(e),
+            Denied::ContentEncoding => OwsError::UnsupportedContentEncoding,
+            Denied::BodyTooLarge => OwsError::BodyTooLarge,
+            Denied::BodyUnreadable => OwsError::Request(RequestError::Malformed(
+                "The request body could not be read.".into(),
+            )),
+            Denied::TokenRequired => OwsError::TokenRequired,
+            Denied::TokenExpired => OwsError::TokenExpired,
+            Denied::CertificateRequired => OwsError::CertificateRequired,
+            Denied::ServiceUrl(e) => {
+                tracing::warn!(error = %e, "registered service URL unusable");
+                OwsError::BackendUnreachable
+            }
+            Denied::Store(e) => OwsError::internal("store lookup failed", e),
+        }
+    }
+}
+
+/// The gate over one store and one configuration.
+#[derive(Clone, Copy)]
+pub struct Gate<'a> {
+    /// Registry and tokens.
+    pub store: &'a dyn Store,
+    /// JWT checking.
+    pub tokens: &'a Tokens,
+    /// Settings.
+    pub config: &'a Config,
+}
+
+impl Gate<'_> {
+    /// Decides on one request. `body` is read only as far as the decision needs; the rest
+    /// stays in the returned [`ForwardBody`].
+    pub async fn admit(
+        &self,
+        route: Route,
+        incoming: Incoming<'_>,
+        body: ByteStream,
+    ) -> Result<Admitted, Denied> {
+        let (name, extra) = split_target(&self.config.protected_path, route, incoming.path)?;
+        let service = self
+            .store
+            .service_by_name(&name)
+            .await?
+            .ok_or(Denied::NoService)?;
+        if route == Route::Proxy
+            && *incoming.method != Method::GET
+            && *incoming.method != Method::POST
+        {
+            return Err(Denied::Method);
+        }
+        let ows = if self.config.ows_security {
+            self.read_request(route, incoming, body).await?
+        } else {
+            OwsBody::unread(incoming.method, body)
+        };
+        let peer = Peer {
+            addr: incoming.peer,
+            trusted: self.config.trusted_proxies.as_deref(),
+        };
+        let credentials = security::credentials(
+            incoming.query,
+            incoming.headers,
+            ows.form_token.as_deref(),
+            &extra,
+            peer,
+        );
+        let grant = if self.config.ows_security {
+            self.authorize(&service, ows.request.as_ref(), &credentials)
+                .await?
+        } else {
+            Grant::Public
+        };
+        let forward = self.config.forward_credentials;
+        let extra = if !forward && self.path_token_is_ours(grant, &credentials).await? {
+            extra.without_last_element()
+        } else {
+            extra
+        };
+        let query = if forward {
+            incoming.query.to_string()
+        } else {
+            security::strip_token_params(incoming.query)
+        };
+        let upstream = path::upstream_url(&service.url, &extra, &query)?;
+        Ok(Admitted {
+            service,
+            upstream,
+            request: ows.request,
+            grant,
+            body: ows.body,
+        })
+    }
+
+    /// The OWS request: the query of a GET, the body of a POST. A POST whose query also
+    /// names a request must name the same one (some servers read the query of a POST).
+    async fn read_request(
+        &self,
+        route: Route,
+        incoming: Incoming<'_>,
+        body: ByteStream,
+    ) -> Result<OwsBody, Denied> {
+        let from_query = || request::parse_kvp(incoming.query);
+        if *incoming.method != Method::POST {
+            let parsed = match (route, from_query()) {
+                (_, Ok(r)) => Some(r),
+                (_, Err(e @ RequestError::Ambiguous(_))) | (Route::Proxy, Err(e)) => {
+                    return Err(e.into());
+                }
+                // verify answers every method; what it cannot read counts as protected.
+                (Route::Verify, Err(_)) => None,
+            };
+            return Ok(OwsBody::without_body(parsed));
+        }
+        let limit = self.config.max_body_size;
+        let read = body::read_ows_body(
+            incoming.headers,
+            body,
+            limit,
+            self.config.forward_credentials,
+        )
+        .await;
+        let ows = match (route, read) {
+            (_, Ok(ows)) => ows,
+            (Route::Proxy, Err(e)) => return Err(e),
+            (Route::Verify, Err(Denied::Store(e))) => return Err(Denied::Store(e)),
+            // nginx sends the subrequest without the body: the query may still name the
+            // operation (`POST ?service=WPS&request=GetCapabilities`).
+            (Route::Verify, Err(_)) => match from_query() {
+                Ok(r) => OwsBody::without_body(Some(r)),
+                Err(e @ RequestError::Ambiguous(_)) => return Err(e.into()),
+                Err(_) => OwsBody::without_body(None),
+            },
+        };
+        if query_names_request(incoming.query) {
+            let agrees = match (from_query(), &ows.request) {
+                (Ok(q), Some(b)) => q.service == b.service && q.request == b.request,
+                (Err(e @ RequestError::Ambiguous(_)), _) => return Err(e.into()),
+                _ => false,
+            };
+            if !agrees {
+                return Err(RequestError::Ambiguous("request").into());
+            }
+        }
+        Ok(ows)
+    }
+
+    /// Public services and operations pass; `auth = cert` needs a verified certificate;
+    /// everything else a valid token. An unknown operation (`None`) is protected.
+    async fn authorize(
+        &self,
+        service: &Service,
+        request: Option<&OwsRequest>,
+        credentials: &Credentials,
+    ) -> Result<Grant, Denied> {
+        if service.is_public() || request.is_some_and(OwsRequest::is_public) {
+            return Ok(Grant::Public);
+        }
+        if service.auth == Auth::Cert {
+            return if credentials.certificate_verified {
+                Ok(Grant::Certificate)
+            } else {
+                Err(Denied::CertificateRequired)
+            };
+        }
+        let Some((token, source)) = &credentials.token else {
+            return Err(Denied::TokenRequired);
+        };
+        let now = crate::clock::now();
+        match self.tokens.verify_compute(self.store, token, now).await {
+            Ok(()) => Ok(Grant::Token(*source)),
+            Err(TokenError::Expired) => Err(Denied::TokenExpired),
+            Err(TokenError::Invalid) => Err(Denied::TokenRequired),
+            Err(TokenError::Store(e)) => Err(Denied::Store(e)),
+        }
+    }
+
+    /// Whether the last path element is a token (used or not) and so never forwarded.
+    async fn path_token_is_ours(
+        &self,
+        grant: Grant,
+        credentials: &Credentials,
+    ) -> Result<bool, Denied> {
+        match (&credentials.token, grant) {
+            (_, Grant::Token(TokenSource::LastPathElement)) => Ok(true),
+            (Some((token, TokenSource::LastPathElement)), _) => {
+                if self.store.find_token(token).await?.is_some() {
+                    return Ok(true);
+                }
+                let now = crate::clock::now();
+                match self.tokens.verify_compute(self.store, token, now).await {
+                    Ok(()) | Err(TokenError::Expired) => Ok(true),
+                    Err(TokenError::Invalid) => Ok(false),
+                    Err(TokenError::Store(e)) => Err(Denied::Store(e)),
+                }
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// Whether the query has a `request` key (any case).
+fn query_names_request(query: &str) -> bool {
+    url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k.to_lowercase() == "request")
+}
+
+/// The service name and the checked extra path of `{protected_path}/{route}/{name}[/…]`.
+pub fn split_target(
+    protected_path: &str,
+    route: Route,
+    path: &str,
+) -> Result<(String, ExtraPath), Denied> {
+    let rest = path
+        .strip_prefix(protected_path)
+        .and_then(|p| p.strip_prefix('/'))
+        .and_then(|p| p.strip_prefix(route.segment()))
+        .and_then(|p| p.strip_prefix('/'))
+        .ok_or(Denied::NoService)?;
+    let (raw_name, extra) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let name = percent_encoding::percent_decode_str(raw_name)
+        .decode_utf8()
+        .map_err(|_| Denied::NoService)?;
+    if name.is_empty() {
+        return Err(Denied::NoService);
+    }
+    Ok((name.into_owned(), ExtraPath::parse(extra)?))
+}
+
+#[cfg(test)]
+mod tests;
