@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python interop suite: real clients (xmlrpc.client, the original twitcherctl 0.5.5 and
-# 0.6.0, OWSLib, requests-oauthlib, curl, our own twitcherctl) against our Rust twitcher, with
-# the real Emu WPS as backend.
+# 0.6.0, OWSLib, requests-oauthlib, curl, our own twitcherctl, raw http.client requests) against
+# our Rust twitcher, with the real Emu WPS and a real MapProxy WMS as backends.
 #
 #   pyproject-interop/run.sh [pytest args]
 #
@@ -11,6 +11,8 @@
 # TWITCHERCTL_BIN name binaries, installs curl when it is missing, then runs pytest.
 # Their dependencies conflict, hence one venv each:
 #   emu             birdhouse-emu 1.0.0 / pywps 4.6.0 (+ pytest, which Emu imports at start)
+#   mapproxy        MapProxy 7.0.0 (a WMS from its debug source: no network), run on werkzeug
+#                   by tests/serve_mapproxy.py
 #   twitcherctl-05  pyramid-twitcher 0.5.5: the original 0.5-series twitcherctl
 #   twitcherctl-06  pyramid-twitcher 0.6.0: the OAuth-era twitcherctl
 #                   (TWITCHER_INTEROP_SKIP_06=1 skips it and its tests)
@@ -53,6 +55,13 @@ install_emu() {
     cd "$1"
     bin/python -c 'import emu.processes, pywps; assert pywps.__version__ == "4.6.0", pywps.__version__'
     bin/emu --help >/dev/null
+}
+
+install_mapproxy() {
+    "$1/bin/pip" install "${PIP_OPTS[@]}" -r "$REQ/mapproxy.txt"
+    "$1/bin/python" -c 'import mapproxy.wsgiapp, werkzeug.serving, PIL
+from mapproxy.version import version
+assert version == "7.0.0", version'
 }
 
 install_twitcherctl_05() {
@@ -132,6 +141,8 @@ ensure_venv() {
 setup_started=$SECONDS
 ensure_venv emu install_emu "$REQ/emu.txt"
 EMU_VENV=$VENV
+ensure_venv mapproxy install_mapproxy "$REQ/mapproxy.txt"
+MAPPROXY_VENV=$VENV
 ensure_venv twitcherctl-05 install_twitcherctl_05 "$REQ/twitcherctl-05.txt"
 CTL05_VENV=$VENV
 CTL06_BIN=""
@@ -177,6 +188,7 @@ say "CLI under test: $TWITCHERCTL_BIN"
 # --- run --------------------------------------------------------------------------------------
 export TWITCHER_BIN TWITCHERCTL_BIN
 export TWITCHER_INTEROP_EMU="$EMU_VENV/bin/emu"
+export TWITCHER_INTEROP_MAPPROXY_PYTHON="$MAPPROXY_VENV/bin/python"
 export TWITCHER_INTEROP_TWITCHERCTL_05="$CTL05_VENV/bin/twitcherctl"
 export TWITCHER_INTEROP_TWITCHERCTL_06="$CTL06_BIN"
 export TWITCHER_INTEROP_GOLDEN="${TWITCHER_INTEROP_GOLDEN:-$ROOT/compat/golden}"

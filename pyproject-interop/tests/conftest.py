@@ -1,6 +1,6 @@
-"""Fixtures: the real Emu WPS (one per session) and twitcher servers (fresh ones per test,
-each with its own INI file and SQLite database). Logs of the servers a failing test used are
-attached to its report."""
+"""Fixtures: the real Emu WPS and MapProxy WMS (one each per session) and twitcher servers
+(fresh ones per test, each with its own INI file and SQLite database). Logs of the servers a
+failing test used are attached to its report."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from interop import Emu, ServerProcess, Twitcher, required_env, start_emu, start_twitcher
+from interop import (Emu, MapProxy, ServerProcess, Twitcher, required_env, start_emu,
+                     start_mapproxy, start_twitcher)
 
 # Every server process started in this session, for failure reports and teardown.
 _PROCESSES: list[ServerProcess] = []
@@ -63,6 +64,15 @@ def emu(tmp_path_factory) -> Emu:
     emu = start_emu(executable, tmp_path_factory.mktemp("emu"), _PROCESSES)
     yield emu
     emu.process.stop()
+
+
+@pytest.fixture(scope="session")
+def mapproxy(tmp_path_factory) -> MapProxy:
+    """A real WMS: MapProxy 7.0.0 serving its `debug` source on a free loopback port."""
+    python = required_env("TWITCHER_INTEROP_MAPPROXY_PYTHON")
+    server = start_mapproxy(python, tmp_path_factory.mktemp("mapproxy"), _PROCESSES)
+    yield server
+    server.process.stop()
 
 
 class TwitcherFactory:

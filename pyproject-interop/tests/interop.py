@@ -9,9 +9,11 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import time
 import xmlrpc.client
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -269,6 +271,96 @@ def start_emu(executable: str, workdir: Path, registry: list[ServerProcess]) -> 
                 continue
             raise
         return Emu(process, port)
+    raise AssertionError("unreachable")
+
+
+# --- MapProxy ---------------------------------------------------------------------------------
+
+@dataclass
+class MapProxy:
+    process: ServerProcess
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The WMS endpoint (MapProxy's `/service`), as registered in twitcher."""
+        return f"http://127.0.0.1:{self.port}/service"
+
+
+# One layer drawn by MapProxy's `debug` source (tile outlines and coordinates: no network, no
+# data), with a static legend from a file so that the capabilities carry a LegendURL and a
+# GetLegendGraphic operation as well.
+MAPPROXY_YAML = """\
+services:
+  wms:
+    versions: ['1.1.1', '1.3.0']
+    srs: ['EPSG:4326', 'EPSG:3857']
+    image_formats: ['image/png']
+    md:
+      title: Twitcher interop MapProxy
+      abstract: The debug source of MapProxy, behind the twitcher under test.
+layers:
+  - name: debug
+    title: Debug grid
+    sources: [debug]
+    legendurl: file://legend.png
+sources:
+  debug:
+    type: debug
+globals:
+  cache:
+    base_dir: ./cache
+"""
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_image(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A plain-colour RGB PNG, written by hand (the tests venv has no imaging library)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk, after checking the signature."""
+    assert data[:8] == PNG_SIGNATURE, f"not a PNG: {data[:64]!r}"
+    assert data[12:16] == b"IHDR", data[:32]
+    return struct.unpack(">II", data[16:24])
+
+
+def start_mapproxy(python: str, workdir: Path, registry: list[ServerProcess]) -> MapProxy:
+    """MapProxy (`tests/serve_mapproxy.py` in the mapproxy venv) on a free loopback port,
+    ready when its WMS GetCapabilities answers."""
+    config = workdir / "mapproxy.yaml"
+    config.write_text(MAPPROXY_YAML)
+    (workdir / "legend.png").write_bytes(png_image(20, 10, (200, 30, 30)))
+    script = Path(__file__).with_name("serve_mapproxy.py")
+    for attempt in range(3):
+        port = free_port()
+        process = ServerProcess("mapproxy", [python, str(script), str(config), str(port)],
+                                cwd=workdir, log_path=workdir / f"mapproxy-{port}.log",
+                                owner=None, env=dict(os.environ, NO_COLOR="1"))
+        registry.append(process)
+        process.start()
+        caps = f"http://127.0.0.1:{port}/service?SERVICE=WMS&REQUEST=GetCapabilities&VERSION=1.1.1"
+
+        def ready() -> bool:
+            r = requests.get(caps, timeout=5)
+            return r.status_code == 200 and b"WMT_MS_Capabilities" in r.content
+
+        try:
+            process.wait_ready(ready, timeout=60, what="answering GetCapabilities")
+        except ProcessExited:
+            if attempt < 2 and "in use" in process.log_text():
+                continue
+            raise
+        return MapProxy(process, port)
     raise AssertionError("unreachable")
 
 
