@@ -9,11 +9,13 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import time
 import xmlrpc.client
 import zlib
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -237,11 +239,26 @@ def start_twitcher(binary: str, workdir: Path, *, owner: str | None,
 class Emu:
     process: ServerProcess
     port: int
+    database: Path  # pywps's request log (`--database sqlite:///…`)
+    outputs: Path  # `--outputpath`, served by Emu under /outputs
 
     @property
     def url(self) -> str:
         """The WPS endpoint, as registered in twitcher."""
         return f"http://127.0.0.1:{self.port}/wps"
+
+    def logged_requests(self) -> list[tuple[str, str | None]]:
+        """`(operation, identifier)` of every request pywps accepted. pywps 4.6 writes a
+        `pywps_requests` row for each GetCapabilities, DescribeProcess and Execute it has
+        parsed, before it runs it (`Service.call` → `dblog.log_request`), and nothing for a
+        request it refused while parsing."""
+        uri = f"file:{self.database}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
+            return db.execute("SELECT operation, identifier FROM pywps_requests").fetchall()
+
+    def executions(self) -> int:
+        """How many Execute requests pywps has accepted so far (any process)."""
+        return sum(1 for operation, _ in self.logged_requests() if operation == "execute")
 
 
 def start_emu(executable: str, workdir: Path, registry: list[ServerProcess]) -> Emu:
@@ -270,7 +287,7 @@ def start_emu(executable: str, workdir: Path, registry: list[ServerProcess]) -> 
             if attempt < 2 and "in use" in process.log_text():
                 continue
             raise
-        return Emu(process, port)
+        return Emu(process, port, workdir / "pywps-logs.sqlite", outputs)
     raise AssertionError("unreachable")
 
 
