@@ -247,20 +247,20 @@ impl Gate<'_> {
             return Ok(OwsBody::without_body(parsed));
         }
         let limit = self.config.max_body_size;
-        let read = body::read_ows_body(
-            incoming.headers,
-            body,
-            limit,
-            self.config.forward_credentials,
-        )
-        .await;
+        let forward = self.config.forward_credentials;
+        let read = body::read_ows_body(incoming.headers, body, limit, forward).await?;
         let ows = match (route, read) {
-            (_, Ok(ows)) => ows,
-            (Route::Proxy, Err(e)) => return Err(e),
-            (Route::Verify, Err(Denied::Store(e))) => return Err(Denied::Store(e)),
+            (_, Some(ows)) => ows,
+            // An empty body, as the original reported it.
+            (Route::Proxy, None) if crate::form::is_form_urlencoded(incoming.headers) => {
+                return Err(RequestError::Missing("service").into());
+            }
+            (Route::Proxy, None) => {
+                return Err(RequestError::Malformed("Document is empty".into()).into());
+            }
             // nginx sends the subrequest without the body: the query may still name the
             // operation (`POST ?service=WPS&request=GetCapabilities`).
-            (Route::Verify, Err(_)) => match from_query() {
+            (Route::Verify, None) => match from_query() {
                 Ok(r) => OwsBody::without_body(Some(r)),
                 Err(e @ RequestError::Ambiguous(_)) => return Err(e.into()),
                 Err(_) => OwsBody::without_body(None),

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
 use super::Denied;
-use crate::ows::body::{BodyKind, classify};
+use crate::ows::body::{BodyKind, classify, is_xml_space};
 use crate::ows::capabilities::ByteStream;
 use crate::ows::request::{self, OwsRequest, RootScan};
 use crate::security;
@@ -57,15 +57,16 @@ impl OwsBody {
     }
 }
 
-/// Reads the OWS request of a POST body. The root element is looked for again only when
-/// the buffer has doubled since the last look, so a body arriving in many small chunks
-/// costs at most twice a single scan.
+/// Reads the OWS request of a POST body; `None` for a body with nothing but whitespace
+/// (what the caller makes of that depends on the route). The root element is looked for
+/// again only when the buffer has doubled since the last look, so a body arriving in many
+/// small chunks costs at most twice a single scan.
 pub(super) async fn read_ows_body(
     headers: &HeaderMap,
     mut body: ByteStream,
     limit: usize,
     forward_credentials: bool,
-) -> Result<OwsBody, Denied> {
+) -> Result<Option<OwsBody>, Denied> {
     if is_content_encoded(headers) {
         return Err(Denied::ContentEncoding);
     }
@@ -82,6 +83,9 @@ pub(super) async fn read_ows_body(
             }
         }
         if kind == BodyKind::NeedMore {
+            if complete && prefix.iter().all(|b| is_xml_space(*b)) {
+                return Ok(None);
+            }
             kind = classify(&prefix, complete, form);
         }
         match kind {
@@ -97,7 +101,7 @@ pub(super) async fn read_ows_body(
                         return Err(Denied::BodyTooLarge);
                     }
                 }
-                return form_body(&prefix, forward_credentials);
+                return form_body(&prefix, forward_credentials).map(Some);
             }
             BodyKind::Xml(_) if !complete && prefix.len() < 2 * scanned_at => {}
             BodyKind::Xml(_) => {
@@ -113,11 +117,11 @@ pub(super) async fn read_ows_body(
         }
     };
     let head = stream::once(async move { Ok(Bytes::from(prefix)) });
-    Ok(OwsBody {
+    Ok(Some(OwsBody {
         request: Some(request),
         form_token: None,
         body: ForwardBody::Stream(Box::pin(head.chain(body))),
-    })
+    }))
 }
 
 fn unreadable(e: std::io::Error) -> Denied {

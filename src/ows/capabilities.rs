@@ -578,6 +578,8 @@ mod tests {
             b"<OnlineResource xlink:href=\"http://b/wms?a=1&#38;b=2#top\"></OnlineResource>\n",
             b"<OnlineResource href=\"http://b/wms?plain\"/>\n",
             b"<Other xlink:href=\"http://b/wms?other\"/>\n",
+            b"<LegendURL><OnlineResource xlink:href=\"http://b/wms/legend/a.png?s=1#x\"/></LegendURL>\n",
+            b"<OnlineResource xlink:href=\"http://b/wmsx/legend?s=1\"/>\n",
             b"</WMT_MS_Capabilities>\n",
         ]
         .concat();
@@ -589,6 +591,8 @@ mod tests {
             b"<OnlineResource xlink:href=\"http://proxy/w?a=1&#38;b=2\"></OnlineResource>\n",
             b"<OnlineResource href=\"http://b/wms?plain\"/>\n",
             b"<Other xlink:href=\"http://b/wms?other\"/>\n",
+            b"<LegendURL><OnlineResource xlink:href=\"http://proxy/w/legend/a.png?s=1\"/></LegendURL>\n",
+            b"<OnlineResource xlink:href=\"http://proxy/w?s=1\"/>\n",
             b"</WMT_MS_Capabilities>\n",
         ]
         .concat();

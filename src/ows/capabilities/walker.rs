@@ -33,6 +33,10 @@ pub(super) struct Walker {
     public_dq: Vec<u8>,
     /// See `public_dq`.
     public_sq: Vec<u8>,
+    /// The service URL without trailing `/`, escaped as `public_dq` / `public_sq`.
+    service_dq: Vec<u8>,
+    /// See `service_dq`.
+    service_sq: Vec<u8>,
     /// Raw tag length of each open element, to bound what the parser keeps per level.
     open: Vec<usize>,
     /// Sum of `open`.
@@ -49,10 +53,13 @@ impl Walker {
     /// A walker for a document of `kind` (not `Other`), before the root start tag.
     pub(super) fn new(kind: DocumentKind, rewrite: &Rewrite, max_event: usize) -> Self {
         let public = rewrite.public_url.as_bytes();
+        let service = rewrite.service_url.trim_end_matches('/').as_bytes();
         Self {
             kind,
             public_dq: escape_attr(public, b'"'),
             public_sq: escape_attr(public, b'\''),
+            service_dq: escape_attr(service, b'"'),
+            service_sq: escape_attr(service, b'\''),
             open: Vec::new(),
             open_bytes: 0,
             max_open_bytes: max_event,
@@ -166,13 +173,25 @@ impl Walker {
             if !is_xlink_href {
                 continue;
             }
-            let mut value = match span.quote {
-                b'"' => self.public_dq.clone(),
-                _ => self.public_sq.clone(),
+            let (mut value, service) = match span.quote {
+                b'"' => (self.public_dq.clone(), &self.service_dq),
+                _ => (self.public_sq.clone(), &self.service_sq),
             };
             if self.kind == DocumentKind::WmsCapabilities {
-                // The query is copied raw: it was valid inside this very quote.
-                if let Some(query) = raw_query(&content[span.value.clone()]) {
+                // Copied raw: it was valid inside this very quote. Below the service
+                // URL (a legend under its path) the rest of the path is kept too, so
+                // the link still works through the proxy.
+                let old = &content[span.value.clone()];
+                if let Some(rest) = old.strip_prefix(service.as_slice()) {
+                    if rest.first() == Some(&b'/') {
+                        let end = rest
+                            .iter()
+                            .position(|b| matches!(b, b'?' | b'#'))
+                            .unwrap_or(rest.len());
+                        value.extend_from_slice(&rest[..end]);
+                    }
+                }
+                if let Some(query) = raw_query(old) {
                     value.push(b'?');
                     value.extend_from_slice(query);
                 }
