@@ -23,9 +23,11 @@ pub fn router(app: App) -> Router {
     if app.config.ows_proxy && !app.config.ows_proxy_delegate {
         router = router
             .route(&format!("{protected}/proxy/{{name}}"), any(proxy::handle))
+    // `{name}/` is the service itself; `{*extra}` does not match an empty rest.
             .route(
                 &format!("{protected}/proxy/{{name}}/{{*extra}}"),
                 any(proxy::handle),
+            .route(&format!("{protected}/proxy/{{name}}/"), any(proxy::handle))
             );
     }
     router = router
@@ -33,6 +35,10 @@ pub fn router(app: App) -> Router {
         .route(
             &format!("{protected}/verify/{{name}}/{{*extra}}"),
             any(verify::handle),
+        .route(
+            &format!("{protected}/verify/{{name}}/"),
+            any(verify::handle),
+        )
         );
     if app.config.oauth {
         router = router
