@@ -20,25 +20,22 @@ pub fn router(app: App) -> Router {
         // Anything else under the protected path names no registered service.
         .route(&protected, any(service_not_found))
         .route(&format!("{protected}/{{*rest}}"), any(service_not_found));
+    // `{name}/` is the service itself; `{*extra}` does not match an empty rest.
     if app.config.ows_proxy && !app.config.ows_proxy_delegate {
         router = router
             .route(&format!("{protected}/proxy/{{name}}"), any(proxy::handle))
-    // `{name}/` is the service itself; `{*extra}` does not match an empty rest.
+            .route(&format!("{protected}/proxy/{{name}}/"), any(proxy::handle))
             .route(
                 &format!("{protected}/proxy/{{name}}/{{*extra}}"),
                 any(proxy::handle),
-            .route(&format!("{protected}/proxy/{{name}}/"), any(proxy::handle))
             );
     }
     router = router
         .route(&format!("{protected}/verify/{{name}}"), any(verify::handle))
+        .route(&format!("{protected}/verify/{{name}}/"), any(verify::handle))
         .route(
             &format!("{protected}/verify/{{name}}/{{*extra}}"),
             any(verify::handle),
-        .route(
-            &format!("{protected}/verify/{{name}}/"),
-            any(verify::handle),
-        )
         );
     if app.config.oauth {
         router = router
