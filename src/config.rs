@@ -323,8 +323,8 @@ impl Config {
         settings.bool(
             "twitcher.ows_proxy_forward_credentials",
             &mut config.forward_credentials,
-        settings.bool("twitcher.ows_proxy_rewrite_wms", &mut config.rewrite_wms)?;
         )?;
+        settings.bool("twitcher.ows_proxy_rewrite_wms", &mut config.rewrite_wms)?;
         if let Some(list) = settings.string("twitcher.trusted_proxies") {
             let addrs = list
                 .split([' ', ',', '\n'])
