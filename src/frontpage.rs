@@ -28,7 +28,7 @@ pub async fn frontpage(State(app): State<App>) -> impl IntoResponse {
     )
 }
 
-/// `/info`: package information.
+/// `/info` (any method): package information.
 pub async fn info() -> impl IntoResponse {
     PyJson(
         StatusCode::OK,
@@ -42,7 +42,7 @@ pub async fn info() -> impl IntoResponse {
     )
 }
 
-/// `/versions`: the application and adapter versions.
+/// `/versions` (any method): the application and adapter versions.
 pub async fn versions() -> impl IntoResponse {
     PyJson(
         StatusCode::OK,

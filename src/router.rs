@@ -14,11 +14,14 @@ pub fn router(app: App) -> Router {
     let protected = app.config.protected_path.clone();
     let mut router = Router::new()
         .route("/", any(frontpage::frontpage))
-        .route("/info", get(frontpage::info))
-        .route("/versions", get(frontpage::versions))
+        // Pyramid views without `request_method`: every method gets the same answer.
+        .route("/info", any(frontpage::info))
+        .route("/versions", any(frontpage::versions))
         .route("/health", get(frontpage::health))
-        // Anything else under the protected path names no registered service.
+        // Anything else under the protected path names no registered service (T05 case
+        // 67's report; `{*rest}` does not match an empty rest, hence `{protected}/`).
         .route(&protected, any(service_not_found))
+        .route(&format!("{protected}/"), any(service_not_found))
         .route(&format!("{protected}/{{*rest}}"), any(service_not_found));
     // `{name}/` is the service itself; `{*extra}` does not match an empty rest.
     if app.config.ows_proxy && !app.config.ows_proxy_delegate {
@@ -32,7 +35,10 @@ pub fn router(app: App) -> Router {
     }
     router = router
         .route(&format!("{protected}/verify/{{name}}"), any(verify::handle))
-        .route(&format!("{protected}/verify/{{name}}/"), any(verify::handle))
+        .route(
+            &format!("{protected}/verify/{{name}}/"),
+            any(verify::handle),
+        )
         .route(
             &format!("{protected}/verify/{{name}}/{{*extra}}"),
             any(verify::handle),
