@@ -919,6 +919,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_lookup_finds_either_kind_of_token() {
+        let dir = TempDir::new().unwrap();
+        // A 0.5 database: its OAuth tables are added on open (D-OAUTH-TABLES).
+        let path = db_from(&dir, &[T05_SCHEMA, T05_DATA]);
+        let store = SqliteStore::open(&path).unwrap();
+        let rpc = AccessToken {
+            token: "rpc".into(),
+            expires_at: 2_000_000_000,
+        };
+        let oauth = OAuthToken {
+            access_token: "oauth".into(),
+            client_id: "c".into(),
+            scope: "compute".into(),
+            expires_at: 2_000_000_000,
+        };
+        store.save_access_token(&rpc).await.unwrap();
+        store.save_oauth_token(&oauth).await.unwrap();
+        assert_eq!(
+            store.find_token("rpc").await.unwrap(),
+            Some(StoredToken::Rpc(rpc))
+        );
+        assert_eq!(
+            store.find_token("oauth").await.unwrap(),
+            Some(StoredToken::OAuth(oauth))
+        );
+        assert_eq!(store.find_token("nope").await.unwrap(), None);
+        let memory = MemoryStore::new();
+        assert_eq!(memory.find_token("rpc").await.unwrap(), None);
+    }
+
+    #[tokio::test]
     async fn every_trait_method() {
         let dir = TempDir::new().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.sqlite")).unwrap();
