@@ -243,15 +243,21 @@ fn validate(fields: Map<String, Value>) -> Result<Option<Service>, ApiError> {
     let purl = text("purl", false);
     let auth = text("auth", false);
     let mut flag = |key: &'static str| -> Option<bool> {
-        match fields.get(key) {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(Value::String(s)) => Some(registry::text_bool(s)),
-            Some(_) => {
-                errors.push((key, format!("{key} must be a boolean")));
-                None
-            }
-        }
+        let read = match fields.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) => registry::text_flag(key, s),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map_or(Err(RegistryError::NotABoolean { field: key }), |n| {
+                    registry::number_flag(key, n).map(Some)
+                }),
+            Some(_) => Err(RegistryError::NotABoolean { field: key }),
+        };
+        read.unwrap_or_else(|e| {
+            errors.push(invalid_field(e));
+            None
+        })
     };
     let verify = flag("verify");
     let public = flag("public");
@@ -272,7 +278,16 @@ fn validate(fields: Map<String, Value>) -> Result<Option<Service>, ApiError> {
             verify,
         },
     )
-    .map_err(|e @ RegistryError::NameTooShort| ApiError::Invalid(vec![("name", e.to_string())]))
+    .map_err(|e| ApiError::Invalid(vec![invalid_field(e)]))
+}
+
+/// A refused registration as the `(field, description)` of a validation error.
+fn invalid_field(e: RegistryError) -> (&'static str, String) {
+    let field = match e {
+        RegistryError::NameTooShort => "name",
+        RegistryError::NotABoolean { field } => field,
+    };
+    (field, e.to_string())
 }
 
 /// `GET /__api__`: the OpenAPI document.

@@ -1,5 +1,5 @@
 //! Service registration rules shared by the management interfaces (XML-RPC and REST):
-//! name sanitizing, URL checks and the original's defaults.
+//! name sanitizing, URL checks, boolean fields and the original's defaults.
 
 use crate::config::parse_bool;
 use crate::store::Service;
@@ -13,6 +13,13 @@ pub enum RegistryError {
     /// The name is shorter than two characters after trimming.
     #[error("name must have at least 2 chars.")]
     NameTooShort,
+    /// A boolean field (`verify`, `public`) holds something that is neither true nor
+    /// false: refused rather than guessed, since `verify` guards the backend's TLS.
+    #[error("{field} must be a boolean: true/false, yes/no, on/off, 1/0")]
+    NotABoolean {
+        /// The field's name.
+        field: &'static str,
+    },
 }
 
 /// Optional fields of a registration; `None` means "use the default".
@@ -30,10 +37,26 @@ pub struct ServiceFields {
     pub verify: Option<bool>,
 }
 
-/// A boolean given as text, read like Pyramid's `asbool` (unknown words are false, as
-/// the original's `asbool` treated them).
-pub fn text_bool(value: &str) -> bool {
-    parse_bool(value).unwrap_or(false)
+/// A boolean field given as text: the words of Pyramid's `asbool` in any case
+/// (true/yes/on/y/t/1, false/no/off/n/f/0); empty means "not given" (the default).
+/// Anything else is refused: 0.5 read unknown words as false (turning TLS checks off),
+/// 0.6 as true, so no guess is safe for both.
+pub fn text_flag(field: &'static str, value: &str) -> Result<Option<bool>, RegistryError> {
+    if value.trim().is_empty() {
+        return Ok(None);
+    }
+    parse_bool(value)
+        .map(Some)
+        .ok_or(RegistryError::NotABoolean { field })
+}
+
+/// A boolean field given as a number: 0 or 1, as 0.6 read JSON numbers (`str(n)`).
+pub fn number_flag(field: &'static str, value: i64) -> Result<bool, RegistryError> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(RegistryError::NotABoolean { field }),
+    }
 }
 
 /// The original's name rule: trim, at least 2 chars, lower-case, cut to 25 chars, every
@@ -171,6 +194,33 @@ mod tests {
             build_service("emu", "ftp://h", ServiceFields::default()),
             Ok(None)
         );
-        assert!(text_bool("true") && !text_bool("no") && !text_bool("0") && !text_bool("bogus"));
+    }
+
+    #[test]
+    fn boolean_fields_take_asbool_words_and_refuse_the_rest() {
+        for word in ["true", "True", "TRUE", "yes", "on", "y", "t", "1", " true "] {
+            assert_eq!(text_flag("verify", word), Ok(Some(true)), "{word:?}");
+        }
+        for word in [
+            "false", "False", "FALSE", "no", "NO", "off", "Off", "n", "f", "0",
+        ] {
+            assert_eq!(text_flag("verify", word), Ok(Some(false)), "{word:?}");
+        }
+        for empty in ["", "  "] {
+            assert_eq!(text_flag("verify", empty), Ok(None), "{empty:?}");
+        }
+        for junk in ["bogus", "2", "-1", "nope", "falsch", "0.0", "none", "null"] {
+            assert_eq!(
+                text_flag("verify", junk),
+                Err(RegistryError::NotABoolean { field: "verify" }),
+                "{junk:?}"
+            );
+        }
+        assert_eq!(number_flag("public", 0), Ok(false));
+        assert_eq!(number_flag("public", 1), Ok(true));
+        assert_eq!(
+            number_flag("public", 2).unwrap_err().to_string(),
+            "public must be a boolean: true/false, yes/no, on/off, 1/0"
+        );
     }
 }

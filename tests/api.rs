@@ -507,9 +507,21 @@ async fn verify_and_public_flags() {
         (r#""verify": "False""#, false, false),
         (r#""verify": "no""#, false, false),
         (r#""verify": "0""#, false, false),
+        // The rest of Pyramid's `asbool` false words, in any case (D-REGISTRY-FLAGS).
+        (r#""verify": "OFF""#, false, false),
+        (r#""verify": "N""#, false, false),
+        (r#""verify": "f""#, false, false),
+        (r#""verify": " No ""#, false, false),
+        // JSON numbers as 0.6 read them (`str(0)` is a false word).
+        (r#""verify": 0"#, false, false),
+        (r#""verify": 1"#, true, false),
         (r#""verify": "true""#, true, false),
         (r#""verify": "yes""#, true, false),
+        (r#""verify": "On""#, true, false),
+        (r#""verify": "T""#, true, false),
         (r#""verify": true"#, true, false),
+        // Empty means "not given": the default, TLS checked.
+        (r#""verify": """#, true, false),
         (r#""public": true"#, true, true),
         (r#""public": "true""#, true, true),
         (r#""public": "on""#, true, true),
@@ -521,6 +533,13 @@ async fn verify_and_public_flags() {
     ];
     for (i, (fields, verify, public)) in cases.into_iter().enumerate() {
         let name = format!("svc{i}");
+        // Registered first with the opposite flags, so the answer cannot be a default.
+        app.register(Service {
+            verify: !verify,
+            public: !public,
+            ..Service::new(name.clone(), "http://h/w")
+        })
+        .await;
         let answer = post(
             &app,
             &DEMO,
@@ -545,6 +564,49 @@ async fn verify_and_public_flags() {
         let read = get(&app, &format!("/services/{name}"), &Auth::None).await;
         assert_eq!(read.body, answer.body, "{fields}: read back");
     }
+}
+
+#[tokio::test]
+async fn flags_that_are_neither_true_nor_false_are_refused() {
+    // 0.5 read unknown words as false (TLS checks off), 0.6 as true: neither is guessed,
+    // and a refused update leaves the service as it was (D-REGISTRY-FLAGS).
+    let app = demo_app().await;
+    let before = Service {
+        verify: true,
+        ..Service::new("emu", "http://h/w")
+    };
+    app.register(before.clone()).await;
+    let mut out = String::new();
+    for fields in [
+        r#""verify": "junk""#,
+        r#""verify": "flase""#,
+        r#""verify": "2""#,
+        r#""verify": 2"#,
+        r#""verify": -1"#,
+        r#""verify": 0.5"#,
+        r#""verify": "none""#,
+        r#""verify": []"#,
+        r#""public": "maybe""#,
+        r#""verify": "nein", "public": "ja""#,
+    ] {
+        let answer = post(
+            &app,
+            &DEMO,
+            json(&format!(
+                r#"{{"name": "emu", "url": "http://other/w", "auth": "public", {fields}}}"#
+            )),
+        )
+        .await;
+        assert_eq!(
+            (answer.status, answer.content_type()),
+            (400, "application/json"),
+            "{fields}: {}",
+            answer.body
+        );
+        out.push_str(&format!("== {fields}\n{}\n", answer.body));
+    }
+    insta::assert_snapshot!("flags_refused", out);
+    assert_eq!(app.store.list_services().await.unwrap(), [before]);
 }
 
 #[tokio::test]
@@ -710,7 +772,7 @@ async fn validation_errors() {
             ),
             (
                 "verify not a boolean",
-                json(r#"{"name": "svc", "url": "http://h/w", "verify": 1}"#),
+                json(r#"{"name": "svc", "url": "http://h/w", "verify": 2}"#),
             ),
             (
                 "public not a boolean",
@@ -718,7 +780,7 @@ async fn validation_errors() {
             ),
             (
                 "missing name and bad verify",
-                json(r#"{"url": "http://h/w", "verify": 1}"#),
+                json(r#"{"url": "http://h/w", "verify": "junk"}"#),
             ),
             (
                 "name too short",

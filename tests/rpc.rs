@@ -338,3 +338,79 @@ async fn generated_tokens_unlock_execute_and_revocation_locks_it_again() {
     post(&app, &call("revoke_token", &[&token])).await;
     assert_eq!(execute(&token).await.status(), 401);
 }
+
+/// `register_service` with a `data` struct holding one `verify` value.
+fn register_with_verify(name: &str, verify: &str) -> String {
+    call(
+        "register_service",
+        &[
+            &format!("<string>{name}</string>"),
+            "<string>http://h/w</string>",
+            &format!(
+                "<struct><member><name>verify</name><value>{verify}</value></member></struct>"
+            ),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn verify_takes_asbool_words_and_refuses_junk() {
+    let app = TestApp::start().await;
+    let cases = [
+        ("<string>false</string>", false),
+        ("<string>FALSE</string>", false),
+        ("<string>no</string>", false),
+        ("<string>Off</string>", false),
+        ("<string>f</string>", false),
+        ("<string>N</string>", false),
+        ("<string>0</string>", false),
+        ("<boolean>0</boolean>", false),
+        ("<int>0</int>", false),
+        ("<string>true</string>", true),
+        ("<string>Yes</string>", true),
+        ("<string>on</string>", true),
+        ("<int>1</int>", true),
+        ("<boolean>1</boolean>", true),
+        // Empty means "not given": the default, TLS checked.
+        ("<string></string>", true),
+    ];
+    for (i, (value, verify)) in cases.into_iter().enumerate() {
+        let name = format!("svc{i}");
+        // Registered first with the opposite, so the answer cannot be a default.
+        app.register(twitcher::store::Service {
+            verify: !verify,
+            ..twitcher::store::Service::new(name.clone(), "http://h/w")
+        })
+        .await;
+        let (status, body) = post(&app, &register_with_verify(&name, value)).await;
+        assert_eq!(status, 200);
+        let expected = format!(
+            "<name>verify</name>\n<value><boolean>{}</boolean></value>",
+            u8::from(verify)
+        );
+        assert!(body.contains(&expected), "{value}: {body}");
+        let stored = app.store.service_by_name(&name).await.unwrap().unwrap();
+        assert_eq!(stored.verify, verify, "{value}: stored");
+    }
+
+    // 0.5 read unknown words as false, turning TLS checks off: refused instead, and the
+    // service stays as it was (D-REGISTRY-FLAGS).
+    app.register(twitcher::store::Service::new("emu", "http://h/w"))
+        .await;
+    let mut faults = String::new();
+    for value in [
+        "<string>junk</string>",
+        "<string>flase</string>",
+        "<string>2</string>",
+        "<int>2</int>",
+        "<double>0.0</double>",
+    ] {
+        let (status, body) = post(&app, &register_with_verify("emu", value)).await;
+        assert_eq!(status, 200, "faults travel with HTTP 200");
+        assert!(body.contains("<fault>"), "{value}: {body}");
+        faults.push_str(&format!("== {value}\n{body}"));
+    }
+    insta::assert_snapshot!("verify_refused", faults);
+    let emu = app.store.service_by_name("emu").await.unwrap().unwrap();
+    assert!(emu.verify, "a refused call changed the service");
+}

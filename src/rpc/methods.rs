@@ -6,7 +6,7 @@ use dxr::Value;
 use super::RpcFault;
 use super::xml::RpcValue;
 use crate::app::App;
-use crate::registry::{self, ServiceFields};
+use crate::registry::{self, RegistryError, ServiceFields};
 use crate::store::{AccessToken, Service};
 
 /// Runs one call.
@@ -212,16 +212,16 @@ fn service_fields(
             ))),
         }
     };
-    let flag = |key: &str| -> Result<Option<bool>, RpcFault> {
-        match data.get(key) {
+    let flag = |key: &'static str| -> Result<Option<bool>, RpcFault> {
+        let read = match data.get(key) {
             None | Some(Value::Nil) => Ok(None),
             Some(Value::Boolean(b)) => Ok(Some(*b)),
-            Some(Value::Integer(i)) => Ok(Some(*i != 0)),
-            Some(Value::String(s)) => Ok(Some(registry::text_bool(s))),
-            Some(_) => Err(RpcFault::InvalidParams(format!(
-                "register_service: data.{key} must be a boolean"
-            ))),
-        }
+            Some(Value::Integer(i)) => registry::number_flag(key, i64::from(*i)).map(Some),
+            Some(Value::Long(l)) => registry::number_flag(key, *l).map(Some),
+            Some(Value::String(s)) => registry::text_flag(key, s),
+            Some(_) => Err(RegistryError::NotABoolean { field: key }),
+        };
+        read.map_err(|e| RpcFault::InvalidParams(format!("register_service: data.{e}")))
     };
     Ok(ServiceFields {
         service_type: text("type")?,
