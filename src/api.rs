@@ -1,7 +1,8 @@
 //! The REST service registry of the 0.6 series: `GET/POST/DELETE /services`,
 //! `GET/DELETE /services/{name}`, and its OpenAPI document at `/__api__`.
-//! Reads are open (unless `twitcher.rest_read_auth`); writes need the management user's
-//! basic auth or a Bearer token with scope `register`.
+//! Reads are open (unless `twitcher.rest_read_auth`), but only the management user's
+//! reads show the passwords inside service URLs; writes need the management user's basic
+//! auth or a Bearer token with scope `register`.
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -12,7 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::app::App;
 use crate::basic_auth;
 use crate::json::PyJson;
-use crate::registry::{self, RegistryError, ServiceFields};
+use crate::registry::{self, RegistryError, ServiceFields, Viewer};
 use crate::security;
 use crate::store::Service;
 use crate::tokens::Scope;
@@ -62,10 +63,11 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal
 }
 
-/// A service as the 0.6 REST interface showed it (member order matters to printing clients).
-pub fn service_json(s: &Service) -> Value {
+/// A service as the 0.6 REST interface showed it (member order matters to printing
+/// clients), its URL as `viewer` may see it.
+pub fn service_json(s: &Service, viewer: Viewer) -> Value {
     json!({
-        "url": s.url,
+        "url": viewer.url(&s.url),
         "name": s.name,
         "type": s.service_type,
         "purl": s.purl,
@@ -77,26 +79,41 @@ pub fn service_json(s: &Service) -> Value {
 
 /// Reads are open, but credentials that are sent must be right: a client with a wrong
 /// password hears so (as from the original) instead of silently reading anonymously.
-async fn require_read(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Returns who reads: the management user (right basic auth of a configured user, or a
+/// `register` token) sees service URLs whole, anyone else without their passwords.
+async fn require_read(app: &App, headers: &HeaderMap) -> Result<Viewer, ApiError> {
     if app.config.rest_read_auth {
-        return require_write(app, headers).await;
+        require_write(app, headers).await?;
     }
     if let Some(token) = security::bearer_token(headers) {
-        // Any valid token may read; only `register` may write.
+        // Any valid token may read; only `register` may write, and see passwords.
         let now = crate::clock::now();
         let store = app.store.as_ref();
-        for scope in [Scope::Register, Scope::Compute] {
-            if app.tokens.check(store, token, scope, now).await.is_ok() {
-                return Ok(());
-            }
+        if app
+            .tokens
+            .check(store, token, Scope::Register, now)
+            .await
+            .is_ok()
+        {
+            return Ok(Viewer::Manager);
+        }
+        if app
+            .tokens
+            .check(store, token, Scope::Compute, now)
+            .await
+            .is_ok()
+        {
+            return Ok(Viewer::Anonymous);
         }
         return Err(ApiError::Unauthorized);
     }
-    if headers.contains_key(header::AUTHORIZATION) {
-        require_write(app, headers).await
-    } else {
-        Ok(())
+    if basic_auth::is_manager(&app.config, headers) {
+        return Ok(Viewer::Manager);
     }
+    if headers.contains_key(header::AUTHORIZATION) {
+        require_write(app, headers).await?;
+    }
+    Ok(Viewer::Anonymous)
 }
 
 /// Basic auth of the management user, or a Bearer token with scope `register`. Without
@@ -123,11 +140,11 @@ async fn require_write(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// `GET /services`.
 pub async fn list(State(app): State<App>, headers: HeaderMap) -> Result<PyJson<Value>, ApiError> {
-    require_read(&app, &headers).await?;
+    let viewer = require_read(&app, &headers).await?;
     let services = app.store.list_services().await.map_err(internal)?;
     Ok(PyJson(
         StatusCode::OK,
-        Value::Array(services.iter().map(service_json).collect()),
+        Value::Array(services.iter().map(|s| service_json(s, viewer)).collect()),
     ))
 }
 
@@ -137,11 +154,13 @@ pub async fn get(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<PyJson<Value>, ApiError> {
-    require_read(&app, &headers).await?;
+    let viewer = require_read(&app, &headers).await?;
     let found = app.store.service_by_name(&name).await.map_err(internal)?;
     Ok(PyJson(
         StatusCode::OK,
-        found.as_ref().map_or_else(|| json!({}), service_json),
+        found
+            .as_ref()
+            .map_or_else(|| json!({}), |s| service_json(s, viewer)),
     ))
 }
 
@@ -174,7 +193,11 @@ pub async fn register(State(app): State<App>, request: Request) -> Result<PyJson
         return Ok(PyJson(StatusCode::OK, json!({})));
     };
     app.store.save_service(&service).await.map_err(internal)?;
-    Ok(PyJson(StatusCode::OK, service_json(&service)))
+    // The writer sent the URL: it is answered whole.
+    Ok(PyJson(
+        StatusCode::OK,
+        service_json(&service, Viewer::Manager),
+    ))
 }
 
 /// The body as a JSON object: JSON with or without a JSON content type (the 0.6

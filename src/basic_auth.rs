@@ -45,6 +45,15 @@ pub fn management_allowed(config: &crate::config::Config, headers: &HeaderMap) -
     }
 }
 
+/// True when the request carries the credentials of a configured management user: the
+/// one proof of being the manager (an open setup without a user has no manager).
+pub fn is_manager(config: &crate::config::Config, headers: &HeaderMap) -> bool {
+    config
+        .username
+        .as_deref()
+        .is_some_and(|user| matches(headers, user, config.password.as_deref().unwrap_or("")))
+}
+
 /// Compares without an early exit on the first differing byte.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
@@ -80,5 +89,24 @@ mod tests {
         assert!(!matches(&HeaderMap::new(), "admin", "s3cret"));
         assert!(!matches(&with("Basic !!!"), "admin", "s3cret"));
         assert!(!constant_time_eq(b"abc", b"abcd") && constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn only_a_configured_user_is_the_manager() {
+        let right = with("Basic YWRtaW46czNjcmV0"); // admin:s3cret
+        let open = crate::config::Config::default();
+        assert!(management_allowed(&open, &right) && management_allowed(&open, &HeaderMap::new()));
+        assert!(
+            !is_manager(&open, &right),
+            "no user configured: nobody is the manager"
+        );
+        let configured = crate::config::Config {
+            username: Some("admin".into()),
+            password: Some("s3cret".into()),
+            ..Default::default()
+        };
+        assert!(is_manager(&configured, &right));
+        assert!(!is_manager(&configured, &with("Basic YWRtaW46d3Jvbmc=")));
+        assert!(!is_manager(&configured, &HeaderMap::new()));
     }
 }

@@ -1,5 +1,8 @@
 //! Service registration rules shared by the management interfaces (XML-RPC and REST):
-//! name sanitizing, URL checks, boolean fields and the original's defaults.
+//! name sanitizing, URL checks, boolean fields, the original's defaults, and what an
+//! anonymous reader may see of a service URL.
+
+use std::borrow::Cow;
 
 use crate::config::parse_bool;
 use crate::store::Service;
@@ -57,6 +60,58 @@ pub fn number_flag(field: &'static str, value: i64) -> Result<bool, RegistryErro
         1 => Ok(true),
         _ => Err(RegistryError::NotABoolean { field }),
     }
+}
+
+/// Who reads the registry: the management user sees service URLs whole, anyone else
+/// without the password a URL may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    /// Authenticated as the management user (or with a `register` token over REST).
+    Manager,
+    /// No valid management credentials.
+    Anonymous,
+}
+
+impl Viewer {
+    /// The service URL as this viewer may see it.
+    pub fn url<'a>(self, url: &'a str) -> Cow<'a, str> {
+        match self {
+            Viewer::Manager => Cow::Borrowed(url),
+            Viewer::Anonymous => mask_password(url),
+        }
+    }
+}
+
+/// `http://user:secret@host/wps` → `http://user:***@host/wps`; URLs without a password
+/// are returned unchanged. Apart from the password the text is kept as stored (the url
+/// crate only decides whether there is one: its serialization would normalise the rest).
+pub fn mask_password(url: &str) -> Cow<'_, str> {
+    const MASK: &str = "***";
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Cow::Borrowed(url);
+    };
+    if parsed.password().is_none() {
+        return Cow::Borrowed(url);
+    }
+    // The authority runs from `//` to the first `/`, `?`, `#` (or `\`, which special
+    // schemes read as `/`); the password from the first `:` to the last `@` in it.
+    let spliced = url.find("//").and_then(|start| {
+        let start = start + 2;
+        let end = url[start..]
+            .find(['/', '?', '#', '\\'])
+            .map_or(url.len(), |i| start + i);
+        let at = start + url[start..end].rfind('@')?;
+        let colon = start + url[start..at].find(':')?;
+        Some(format!("{}{MASK}{}", &url[..=colon], &url[at..]))
+    });
+    // Should the text not show what the parser found, the parser's own form is masked:
+    // a password is never shown.
+    Cow::Owned(spliced.unwrap_or_else(|| {
+        let mut masked = parsed.clone();
+        // Only URLs that cannot have a password refuse one, and this one has one.
+        let _ = masked.set_password(Some(MASK));
+        masked.into()
+    }))
 }
 
 /// The original's name rule: trim, at least 2 chars, lower-case, cut to 25 chars, every
@@ -222,5 +277,34 @@ mod tests {
             number_flag("public", 2).unwrap_err().to_string(),
             "public must be a boolean: true/false, yes/no, on/off, 1/0"
         );
+    }
+
+    #[test]
+    fn passwords_in_urls_are_masked_for_anonymous_viewers() {
+        let cases = [
+            ("http://user:secret@host/wps", "http://user:***@host/wps"),
+            ("https://u:p@h:8443/w?x=1#f", "https://u:***@h:8443/w?x=1#f"),
+            ("http://user:pa:ss@host/wps", "http://user:***@host/wps"),
+            ("http://user:p%40ss@host", "http://user:***@host"),
+            ("http://u:p@x@host/wps", "http://u:***@host/wps"),
+            ("HTTP://U:Secret@Host/W", "HTTP://U:***@Host/W"),
+            ("http://:secret@host/", "http://:***@host/"),
+            ("http://u:p@host\\path", "http://u:***@host\\path"),
+            // Nothing to hide.
+            ("http://host/wps", "http://host/wps"),
+            ("http://user@host/wps", "http://user@host/wps"),
+            ("http://user:@host/wps", "http://user:@host/wps"),
+            ("http://host/a:b@c", "http://host/a:b@c"),
+            ("not a url", "not a url"),
+        ];
+        for (stored, shown) in cases {
+            assert_eq!(mask_password(stored), shown, "{stored}");
+            assert_eq!(Viewer::Anonymous.url(stored), shown, "{stored}");
+            assert_eq!(Viewer::Manager.url(stored), stored, "{stored}");
+            // Whatever the text looked like, the parser finds no password in the result.
+            if let Ok(parsed) = url::Url::parse(&mask_password(stored)) {
+                assert!(matches!(parsed.password(), None | Some("***")), "{stored}");
+            }
+        }
     }
 }

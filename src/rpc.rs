@@ -19,6 +19,7 @@ use quick_xml::events::Event;
 
 use crate::app::App;
 use crate::basic_auth;
+use crate::registry::Viewer;
 
 /// Deepest element nesting accepted in a call (a service struct inside an array needs 8).
 const MAX_DEPTH: usize = 64;
@@ -104,7 +105,14 @@ pub async fn handle(State(app): State<App>, request: Request) -> Response {
         Ok(body) => body,
         Err(response) => return *response,
     };
-    match call(&app, &body).await {
+    // With `twitcher.username` set, only the manager gets this far; without one, nobody
+    // proved to be the manager and service URLs are shown without passwords.
+    let viewer = if basic_auth::is_manager(&app.config, &parts.headers) {
+        Viewer::Manager
+    } else {
+        Viewer::Anonymous
+    };
+    match call(&app, &body, viewer).await {
         Ok(value) => xml_response(StatusCode::OK, xml::method_response(&value)),
         Err(f) => fault(StatusCode::OK, &f),
     }
@@ -129,13 +137,13 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
         .map_err(|_| too_large())
 }
 
-async fn call(app: &App, body: &[u8]) -> Result<xml::RpcValue, RpcFault> {
+async fn call(app: &App, body: &[u8], viewer: Viewer) -> Result<xml::RpcValue, RpcFault> {
     let text =
         std::str::from_utf8(body).map_err(|_| RpcFault::Parse("the body is not UTF-8".into()))?;
     check_depth(text)?;
     let call = dxr::MethodCall::from_xml(text)
         .map_err(|_| RpcFault::Parse("not a well-formed XML-RPC methodCall".into()))?;
-    methods::dispatch(app, &call.name, call.params).await
+    methods::dispatch(app, &call.name, call.params, viewer).await
 }
 
 /// Refuses deeply nested documents before the recursive deserializer sees them.

@@ -269,6 +269,109 @@ async fn reads_need_credentials_when_rest_read_auth_is_set() {
     assert!(ok.body.contains(r#""name": "emu""#), "{}", ok.body);
 }
 
+/// A backend URL with credentials in it, and how anonymous readers see it.
+const SECRET_URL: &str = "http://wpsuser:s3cr3t@backend.example:8094/wps";
+const MASKED_URL: &str = "http://wpsuser:***@backend.example:8094/wps";
+
+/// The `url` of every service a read answered (a list or one service).
+fn urls(answer: &Answer) -> Vec<String> {
+    let value: serde_json::Value = serde_json::from_str(&answer.body).expect("JSON");
+    let services = match value {
+        serde_json::Value::Array(items) => items,
+        one => vec![one],
+    };
+    services
+        .iter()
+        .map(|s| s["url"].as_str().expect("url").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn anonymous_reads_never_show_a_password_in_a_service_url() {
+    let app = demo_app().await;
+    app.register(Service::new("secret", SECRET_URL)).await;
+    app.register(Service::new("plain", "http://backend.example/wps"))
+        .await;
+    let (register, compute) = oauth_tokens(&app, Some(("demo", "demo"))).await;
+
+    let readers = [
+        ("anonymous", Auth::None, MASKED_URL),
+        ("compute token", Auth::Bearer(compute), MASKED_URL),
+        ("management user", DEMO, SECRET_URL),
+        ("register token", Auth::Bearer(register), SECRET_URL),
+    ];
+    for (who, auth, shown) in &readers {
+        let list = get(&app, "/services", auth).await;
+        assert_eq!(list.status, 200, "{who}: {}", list.body);
+        assert_eq!(
+            urls(&list),
+            [*shown, "http://backend.example/wps"],
+            "{who}: GET /services"
+        );
+        let one = get(&app, "/services/secret", auth).await;
+        assert_eq!(urls(&one), [*shown], "{who}: GET /services/secret");
+        if *shown == MASKED_URL {
+            assert!(!list.body.contains("s3cr3t") && !one.body.contains("s3cr3t"));
+        }
+    }
+    // Wrong credentials are refused, not served masked.
+    let wrong = get(&app, "/services/secret", &Auth::Basic("demo", "bad")).await;
+    assert_unauthorized(&wrong, "wrong password");
+    // The stored URL is untouched, and the proxy still uses it whole.
+    let stored = app.store.service_by_name("secret").await.unwrap().unwrap();
+    assert_eq!(stored.url, SECRET_URL);
+
+    // A write answers the writer with what it sent.
+    let written = post(
+        &app,
+        &DEMO,
+        json(&format!(r#"{{"name": "written", "url": "{SECRET_URL}"}}"#)),
+    )
+    .await;
+    assert_eq!(urls(&written), [SECRET_URL]);
+    assert_eq!(
+        urls(&get(&app, "/services/written", &Auth::None).await),
+        [MASKED_URL]
+    );
+}
+
+#[tokio::test]
+async fn without_a_management_user_only_a_register_token_sees_passwords() {
+    // D-OPEN-MANAGEMENT: nobody can prove to be the manager with basic auth.
+    let app = TestApp::start().await;
+    app.register(Service::new("secret", SECRET_URL)).await;
+    let (register, _) = oauth_tokens(&app, None).await;
+    for (who, auth, shown) in [
+        ("anonymous", Auth::None, MASKED_URL),
+        (
+            "any basic credentials",
+            Auth::Basic("someone", "whatever"),
+            MASKED_URL,
+        ),
+        ("register token", Auth::Bearer(register), SECRET_URL),
+    ] {
+        let one = get(&app, "/services/secret", &auth).await;
+        assert_eq!(
+            (one.status, urls(&one)),
+            (200, vec![shown.to_string()]),
+            "{who}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_rest_read_auth_the_management_user_sees_passwords() {
+    let app = TestApp::start_with(|c| {
+        c.username = Some("demo".into());
+        c.password = Some("demo".into());
+        c.rest_read_auth = true;
+    })
+    .await;
+    app.register(Service::new("secret", SECRET_URL)).await;
+    assert_unauthorized(&get(&app, "/services", &Auth::None).await, "no credentials");
+    assert_eq!(urls(&get(&app, "/services", &DEMO).await), [SECRET_URL]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Writes and their credentials
 // ---------------------------------------------------------------------------------------

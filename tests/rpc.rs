@@ -414,3 +414,73 @@ async fn verify_takes_asbool_words_and_refuses_junk() {
     let emu = app.store.service_by_name("emu").await.unwrap().unwrap();
     assert!(emu.verify, "a refused call changed the service");
 }
+
+const SECRET_URL: &str = "http://wpsuser:s3cr3t@backend.example:8094/wps";
+const MASKED_URL: &str = "http://wpsuser:***@backend.example:8094/wps";
+
+/// The registry reads, each answering the service registered with SECRET_URL.
+fn reads() -> [(&'static str, String); 3] {
+    [
+        ("list_services", call("list_services", &[])),
+        (
+            "get_service_by_name",
+            call("get_service_by_name", &["secret"]),
+        ),
+        (
+            "get_service_by_url",
+            call("get_service_by_url", &[SECRET_URL]),
+        ),
+    ]
+}
+
+fn shows_url(body: &str, url: &str) -> bool {
+    body.contains(&format!(
+        "<name>url</name>\n<value><string>{url}</string></value>"
+    ))
+}
+
+#[tokio::test]
+async fn without_a_management_user_reads_mask_url_passwords() {
+    // Nobody can prove to be the manager, so every read is anonymous.
+    let app = TestApp::start().await;
+    let (_, registered) = post(&app, &call("register_service", &["secret", SECRET_URL])).await;
+    assert!(
+        shows_url(&registered, SECRET_URL),
+        "the writer gets what it sent: {registered}"
+    );
+    for (method, body) in reads() {
+        let (status, answer) = post(&app, &body).await;
+        assert_eq!(status, 200);
+        assert!(shows_url(&answer, MASKED_URL), "{method}: {answer}");
+        assert!(!answer.contains("s3cr3t"), "{method}: {answer}");
+        if method == "get_service_by_name" {
+            insta::assert_snapshot!("masked_service", answer);
+        }
+    }
+    let stored = app.store.service_by_name("secret").await.unwrap().unwrap();
+    assert_eq!(stored.url, SECRET_URL, "the stored URL is untouched");
+}
+
+#[tokio::test]
+async fn the_management_user_reads_url_passwords() {
+    let app = TestApp::start_with(|c| {
+        c.username = Some("admin".into());
+        c.password = Some("s3cret".into());
+    })
+    .await;
+    app.register(twitcher::store::Service::new("secret", SECRET_URL))
+        .await;
+    for (method, body) in reads() {
+        let answer = app
+            .client
+            .post(format!("{}/RPC2", app.base))
+            .basic_auth("admin", Some("s3cret"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let answer = answer.text().await.unwrap();
+        assert!(shows_url(&answer, SECRET_URL), "{method}: {answer}");
+    }
+}

@@ -1,16 +1,21 @@
 //! The XML-RPC methods of the 0.5 series, with the original's argument defaults and
-//! result shapes.
+//! result shapes. Reads show service URLs as the caller may see them ([`Viewer`]).
 
 use dxr::Value;
 
 use super::RpcFault;
 use super::xml::RpcValue;
 use crate::app::App;
-use crate::registry::{self, RegistryError, ServiceFields};
+use crate::registry::{self, RegistryError, ServiceFields, Viewer};
 use crate::store::{AccessToken, Service};
 
 /// Runs one call.
-pub async fn dispatch(app: &App, method: &str, params: Vec<Value>) -> Result<RpcValue, RpcFault> {
+pub async fn dispatch(
+    app: &App,
+    method: &str,
+    params: Vec<Value>,
+    viewer: Viewer,
+) -> Result<RpcValue, RpcFault> {
     let args = Args { method, params };
     let store = app.store.as_ref();
     let failed = |e| RpcFault::internal("store operation failed", e);
@@ -62,8 +67,9 @@ pub async fn dispatch(app: &App, method: &str, params: Vec<Value>) -> Result<Rpc
                 return Ok(RpcValue::Struct(Vec::new()));
             };
             store.save_service(&service).await.map_err(failed)?;
-            // The original answered with the URL as given (query included) but stored it without.
-            Ok(service_value(&Service { url, ..service }))
+            // The original answered with the URL as given (query included) but stored it
+            // without. The caller sent that URL: it is answered whole.
+            Ok(service_value(&Service { url, ..service }, Viewer::Manager))
         }
         "unregister_service" => {
             args.exactly(&["name"])?;
@@ -80,7 +86,7 @@ pub async fn dispatch(app: &App, method: &str, params: Vec<Value>) -> Result<Rpc
                 .map_err(failed)?;
             Ok(found
                 .as_ref()
-                .map_or(RpcValue::Struct(Vec::new()), service_value))
+                .map_or(RpcValue::Struct(Vec::new()), |s| service_value(s, viewer)))
         }
         "get_service_by_url" => {
             args.exactly(&["url"])?;
@@ -90,13 +96,13 @@ pub async fn dispatch(app: &App, method: &str, params: Vec<Value>) -> Result<Rpc
                 .map_err(failed)?;
             Ok(found
                 .as_ref()
-                .map_or(RpcValue::Struct(Vec::new()), service_value))
+                .map_or(RpcValue::Struct(Vec::new()), |s| service_value(s, viewer)))
         }
         "list_services" => {
             args.exactly(&[])?;
             let services = store.list_services().await.map_err(failed)?;
             Ok(RpcValue::Array(
-                services.iter().map(service_value).collect(),
+                services.iter().map(|s| service_value(s, viewer)).collect(),
             ))
         }
         "clear_services" => {
@@ -108,10 +114,11 @@ pub async fn dispatch(app: &App, method: &str, params: Vec<Value>) -> Result<Rpc
     }
 }
 
-/// A service as the original's XML-RPC interface returned it (member order matters).
-pub fn service_value(s: &Service) -> RpcValue {
+/// A service as the original's XML-RPC interface returned it (member order matters), its
+/// URL as `viewer` may see it.
+pub fn service_value(s: &Service, viewer: Viewer) -> RpcValue {
     RpcValue::Struct(vec![
-        ("url", RpcValue::str(&s.url)),
+        ("url", RpcValue::str(viewer.url(&s.url))),
         ("name", RpcValue::str(&s.name)),
         ("type", RpcValue::str(s.service_type.as_str())),
         ("purl", RpcValue::str(&s.purl)),
