@@ -1,6 +1,8 @@
 //! The OAuth2 endpoints of the 0.6 series: `/oauth/client` registers a client (basic auth
 //! of the management user), `/oauth/token` runs the client-credentials grant (RFC 6749
-//! §4.4) and answers with the token response or the RFC 6749 §5.2 error JSON.
+//! §4.4) and answers with the token response or the RFC 6749 §5.2 error JSON. The token
+//! endpoint takes POST and, as 0.6 did (its demo notebook used it), GET with the
+//! parameters in the query; other methods get a JSON error, never an empty page.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -61,6 +63,34 @@ impl IntoResponse for OAuthError {
         }
         response
     }
+}
+
+/// A method the token endpoint does not take (HEAD included: it would issue a token
+/// nobody sees): 405 with `Allow` and the RFC 6749 error JSON.
+#[derive(Debug)]
+pub struct TokenMethodNotAllowed;
+
+impl IntoResponse for TokenMethodNotAllowed {
+    fn into_response(self) -> Response {
+        let body = StandardErrorResponse::new(
+            BasicErrorResponseType::InvalidRequest,
+            Some("The token endpoint accepts GET and POST requests.".to_string()),
+            None,
+        );
+        let value =
+            serde_json::to_value(&body).unwrap_or_else(|_| json!({"error": "invalid_request"}));
+        let mut response =
+            token_endpoint_response(StatusCode::METHOD_NOT_ALLOWED, to_python_json(&value));
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        response
+    }
+}
+
+/// `/oauth/token` with any method but GET and POST.
+pub async fn token_method_not_allowed() -> TokenMethodNotAllowed {
+    TokenMethodNotAllowed
 }
 
 /// Token endpoint answers are JSON that must not be cached (RFC 6749 §5.1).
@@ -142,7 +172,8 @@ pub async fn register_client(State(app): State<App>, request: Request) -> Respon
     .into_response()
 }
 
-/// `/oauth/token`: the client-credentials grant.
+/// `/oauth/token` (GET or POST): the client-credentials grant, with parameters from the
+/// query string and a form body.
 pub async fn token(State(app): State<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let params = match crate::form::params(&parts.headers, parts.uri.query(), body, MAX_FORM).await

@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::extract::Request;
 use axum::response::IntoResponse;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get};
 
 use crate::app::App;
 use crate::error::OwsError;
@@ -49,7 +49,14 @@ pub fn router(app: App) -> Router {
                 "/oauth/client",
                 get(oauth::register_client).post(oauth::register_client),
             )
-            .route("/oauth/token", post(oauth::token));
+            // GET as 0.6 took it (parameters in the query); other methods get a JSON error.
+            .route(
+                "/oauth/token",
+                get(oauth::token)
+                    .post(oauth::token)
+                    .head(oauth::token_method_not_allowed)
+                    .fallback(oauth::token_method_not_allowed),
+            );
     }
     router = router
         .route(

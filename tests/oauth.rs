@@ -579,3 +579,132 @@ async fn oauth_can_be_switched_off() {
     assert_eq!(app.get("/oauth/token").await.status(), 404);
     assert_eq!(app.get("/oauth/client").await.status(), 404);
 }
+
+/// `GET /oauth/token` with these query parameters: status, headers and body.
+async fn token_get(
+    app: &TestApp,
+    query: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = app
+        .client
+        .get(format!("{}/oauth/token", app.base))
+        .query(query)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_token_endpoint_takes_get_with_query_parameters_as_0_6_did() {
+    // The 0.6 demo notebook: requests.get(token_url, params={grant_type, client_id,
+    // client_secret, scope}) (T06 case 55, D-OAUTH-GET).
+    let backend = StubBackend::start().await;
+    backend.route("/wps", Canned::ok("text/xml", "<ExecuteResponse/>"));
+    let app = TestApp::start_with(demo).await;
+    app.register(Service::new("emu", backend.url("/wps"))).await;
+    let (id, secret) = client(&app).await;
+    let (status, headers, body) = token_get(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+            ("scope", "compute"),
+            ("state", "abc"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["cache-control"], "no-store");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    let token = json["access_token"].as_str().unwrap();
+    assert_eq!(
+        body.replace(token, "[token]"),
+        r#"{"access_token": "[token]", "expires_in": 3600, "token_type": "Bearer", "scope": "compute", "state": "abc"}"#
+    );
+    // The token is real: it unlocks Execute.
+    let url = format!("{}/ows/proxy/emu?{EXECUTE}", app.base);
+    assert_eq!(with_bearer(&app, &url, token).await.0, 200);
+
+    // Errors are the RFC 6749 JSON, as for POST.
+    let cases = [
+        (
+            vec![
+                ("client_id", id.as_str()),
+                ("client_secret", secret.as_str()),
+            ],
+            400,
+            r#"{"error": "invalid_request", "error_description": "Request is missing grant type."}"#,
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", id.as_str()),
+                ("client_secret", "wrong"),
+            ],
+            401,
+            r#"{"error": "invalid_client"}"#,
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", id.as_str()),
+                ("client_secret", secret.as_str()),
+                ("scope", "admin"),
+            ],
+            400,
+            r#"{"error": "invalid_scope"}"#,
+        ),
+        (
+            vec![],
+            400,
+            r#"{"error": "invalid_request", "error_description": "Request is missing grant type."}"#,
+        ),
+    ];
+    for (query, status, expected) in cases {
+        let (got, headers, body) = token_get(&app, &query).await;
+        assert_eq!((got, body.as_str()), (status, expected), "{query:?}");
+        assert_eq!(headers["content-type"], "application/json", "{query:?}");
+    }
+}
+
+#[tokio::test]
+async fn other_methods_on_the_token_endpoint_get_a_json_error() {
+    let app = TestApp::start_with(demo).await;
+    let (id, secret) = client(&app).await;
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", id.as_str()),
+        ("client_secret", secret.as_str()),
+    ];
+    for method in ["PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"] {
+        let response = app
+            .client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}/oauth/token", app.base),
+            )
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method}");
+        assert_eq!(response.headers()["allow"], "GET, POST", "{method}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{method}"
+        );
+        let body = response.text().await.unwrap();
+        let expected = if method == "HEAD" {
+            ""
+        } else {
+            r#"{"error": "invalid_request", "error_description": "The token endpoint accepts GET and POST requests."}"#
+        };
+        assert_eq!(body, expected, "{method}: never an empty 405 page");
+    }
+}
