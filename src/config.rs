@@ -297,8 +297,7 @@ impl Config {
             config.database = parse_database_url(&url).map_err(|m| err("sqlalchemy.url", m))?;
         }
         if let Some(url) = settings.string("twitcher.url") {
-            config.url =
-                Url::parse(&url).map_err(|e| err("twitcher.url", format!("not a URL: {e}")))?;
+            config.url = parse_public_url(&url).map_err(|m| err("twitcher.url", m))?;
         }
         settings.bool("twitcher.rpcinterface", &mut config.rpcinterface)?;
         config.username = settings.string("twitcher.username");
@@ -403,8 +402,8 @@ const KNOWN_APP_KEYS: &[&str] = &[
     "twitcher.ows_proxy_ssl_verify",
     "twitcher.ows_proxy_connect_timeout",
     "twitcher.ows_proxy_read_timeout",
-    "twitcher.ows_proxy_rewrite_wms",
     "twitcher.ows_proxy_forward_credentials",
+    "twitcher.ows_proxy_rewrite_wms",
     "twitcher.trusted_proxies",
     "twitcher.max_body_size",
     "twitcher.oauth",
@@ -501,6 +500,18 @@ fn parse_database_url(url: &str) -> Result<DatabaseUrl, String> {
     Err(format!(
         "{url:?} is not supported: use sqlite:///PATH or postgresql://…"
     ))
+}
+
+/// `twitcher.url`. The original used the text as it was, so `localhost` or
+/// `localhost:8000` (no scheme) started it: those mean `http://…`. (`Url` would read
+/// `localhost:8000` as a URL of the scheme `localhost`.)
+fn parse_public_url(value: &str) -> Result<Url, String> {
+    let with_scheme = if value.contains("://") {
+        value.to_string()
+    } else {
+        format!("http://{}", value.trim_start_matches('/'))
+    };
+    Url::parse(&with_scheme).map_err(|e| format!("{value:?} is not a URL: {e}"))
 }
 
 fn parse_protected_path(path: &str) -> Result<String, String> {
@@ -734,6 +745,35 @@ mod tests {
             assert_eq!(parse_bool(f), Some(false), "{f}");
         }
         assert_eq!(parse_bool("2"), None);
+    }
+
+    #[test]
+    fn twitcher_url_without_a_scheme_is_http() {
+        let cases = [
+            ("localhost", "http://localhost/"),
+            ("localhost:8000", "http://localhost:8000/"),
+            (
+                "LocalHost:8000/twitcher/",
+                "http://localhost:8000/twitcher/",
+            ),
+            ("127.0.0.1:18056", "http://127.0.0.1:18056/"),
+            ("//example.org", "http://example.org/"),
+            ("http://127.0.0.1:18056", "http://127.0.0.1:18056/"),
+            (
+                "https://twitcher.example.org/",
+                "https://twitcher.example.org/",
+            ),
+        ];
+        for (given, url) in cases {
+            let c = load(&format!("[app:main]\ntwitcher.url = {given}\n"))
+                .unwrap_or_else(|e| panic!("{given:?}: {e}"))
+                .config;
+            assert_eq!(c.url.as_str(), url, "{given:?}");
+        }
+        for bad in ["localhost:port", "http://", "exa mple.org"] {
+            let e = load(&format!("[app:main]\ntwitcher.url = {bad}\n")).unwrap_err();
+            assert_eq!(e.key, "twitcher.url", "{bad:?}");
+        }
     }
 
     #[test]

@@ -90,3 +90,85 @@ fn usage_errors_are_claps() {
     assert_eq!(code, 2);
     assert!(stderr.contains("Usage"), "{stderr}");
 }
+
+/// A running `twitcher serve` child: killed (by its own handle) when dropped.
+struct Server {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `twitcher serve CONFIG` and waits for its "serving on" log line (no sleeps:
+/// the line is written once the socket is bound).
+fn serve(config: &str, dir: &std::path::Path) -> Server {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_twitcher"))
+        .args(["serve", config])
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start twitcher");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let base = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let status = child.wait().expect("wait");
+            panic!("twitcher stopped ({status}) before serving");
+        };
+        if let Some((_, addr)) = line.split_once("serving on ") {
+            break addr.trim().to_string();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Server { child, base }
+}
+
+/// `GET path` over a plain socket; returns the raw response.
+fn http_get(base: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).expect("read");
+    out
+}
+
+#[test]
+fn twitcher_url_without_a_scheme_starts_the_server_as_http() {
+    // The original took `twitcher.url = localhost` as it was; it means http://localhost.
+    for (url, base) in [
+        ("localhost", "http://localhost"),
+        ("localhost:8000", "http://localhost:8000"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config(
+            &dir,
+            &format!(
+                "[app:main]\nsqlalchemy.url = sqlite:///%(here)s/tw.sqlite\ntwitcher.url = {url}\n\n[server:main]\nhost = 127.0.0.1\nport = 0\n"
+            ),
+        );
+        let server = serve(&path, dir.path());
+        let response = http_get(&server.base, "/");
+        assert!(response.starts_with("HTTP/1.1 200"), "{url}: {response}");
+        assert!(
+            response.contains(&format!(
+                r#""information_uri": "{base}/info", "versions_uri": "{base}/versions""#
+            )),
+            "{url}: {response}"
+        );
+    }
+}
