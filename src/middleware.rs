@@ -3,6 +3,8 @@
 use std::any::Any;
 
 use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -16,8 +18,26 @@ pub fn apply(router: Router<App>) -> Router<App> {
         // A panic in a handler becomes a generic OWS report, never a dropped connection
         // or a Rust message; the panic itself is logged.
         .layer(CatchPanicLayer::custom(panic_response))
-        // One span per request with method, path and status, at DEBUG.
-        .layer(TraceLayer::new_for_http())
+        // One span per request with method, path and status, at DEBUG. Never the query or
+        // an extra path: they may carry tokens and client secrets.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %loggable_path(request.uri().path()),
+                )
+            }),
+        )
+}
+
+/// The first three segments of a path (`/ows/proxy/emu`), `/…` for the rest.
+fn loggable_path(path: &str) -> String {
+    let mut ends = path.match_indices('/').map(|(i, _)| i).skip(3);
+    match ends.next() {
+        Some(cut) => format!("{}/…", &path[..cut]),
+        None => path.to_string(),
+    }
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
@@ -27,4 +47,17 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     OwsError::internal("handler panicked", detail).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn logged_paths_hold_no_path_token() {
+        assert_eq!(loggable_path("/ows/proxy/emu"), "/ows/proxy/emu");
+        assert_eq!(loggable_path("/ows/proxy/emu/secret"), "/ows/proxy/emu/…");
+        assert_eq!(loggable_path("/services/x"), "/services/x");
+        assert_eq!(loggable_path("/"), "/");
+    }
 }

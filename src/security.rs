@@ -175,9 +175,6 @@ fn certificate_verified(headers: &HeaderMap, peer: Peer<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ows::request::parse_kvp;
-    use crate::store::memory::MemoryStore;
-    use crate::store::{AccessToken, OAuthToken};
 
     const NO_PEER: Peer<'static> = Peer {
         addr: None,

@@ -115,9 +115,12 @@ async fn paths_naming_no_service_answer_service_not_found() {
     }
 }
 
+/// A named change to the default configuration.
+type Tweak = (&'static str, fn(&mut twitcher::config::Config));
+
 #[tokio::test]
 async fn paths_naming_no_service_follow_the_protected_path_and_switches() {
-    let configs: [(&str, fn(&mut twitcher::config::Config)); 3] = [
+    let configs: [Tweak; 3] = [
         ("protected path /secure", |c| {
             c.protected_path = "/secure".into()
         }),

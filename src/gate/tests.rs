@@ -128,10 +128,13 @@ fn outcome(r: Result<Admitted, Denied>) -> Result<(Grant, String), String> {
         .map_err(|e| e.to_string())
 }
 
+/// The grant and upstream URL, or the refusal's text.
+type Expected = Result<(Grant, &'static str), &'static str>;
+
 #[tokio::test]
 async fn access_decisions() {
     let token = |t: &'static str| Try::get("emu", EXECUTE).header("access-token", t);
-    let cases: Vec<(Try, Result<(Grant, &str), &str>)> = vec![
+    let cases: Vec<(Try, Expected)> = vec![
         (
             Try::get("emu", CAPS),
             Ok((

@@ -182,14 +182,14 @@ impl Walker {
                 // URL (a legend under its path) the rest of the path is kept too, so
                 // the link still works through the proxy.
                 let old = &content[span.value.clone()];
-                if let Some(rest) = old.strip_prefix(service.as_slice()) {
-                    if rest.first() == Some(&b'/') {
-                        let end = rest
-                            .iter()
-                            .position(|b| matches!(b, b'?' | b'#'))
-                            .unwrap_or(rest.len());
-                        value.extend_from_slice(&rest[..end]);
-                    }
+                if let Some(rest) = old.strip_prefix(service.as_slice())
+                    && rest.first() == Some(&b'/')
+                {
+                    let end = rest
+                        .iter()
+                        .position(|b| matches!(b, b'?' | b'#'))
+                        .unwrap_or(rest.len());
+                    value.extend_from_slice(&rest[..end]);
                 }
                 if let Some(query) = raw_query(old) {
                     value.push(b'?');
