@@ -62,6 +62,10 @@ pub fn expect_t06(case: u32) -> Expect {
         "http://127.0.0.1:15160/h",
         "http://127.0.0.1:18060/ows/proxy/helper",
     )];
+    const HELPER_WMS: &[(&str, &str)] = &[(
+        "http://127.0.0.1:15160/h",
+        "http://127.0.0.1:18060/ows/proxy/helperwms",
+    )];
     const HTTPS: &[(&str, &str)] = &[(
         "http://127.0.0.1:18060/ows/proxy/emu",
         "https://127.0.0.1:18060/ows/proxy/emu",
@@ -81,8 +85,21 @@ pub fn expect_t06(case: u32) -> Expect {
     match case {
         // OAuth: no scope asked, so the client's default scopes are granted.
         53 => Expect::deviates(&["D-OAUTH-SCOPES"], Want::RecordedWith(DEFAULT_SCOPES)),
-        55 | 69 => Expect::deviates(&["D-OAUTH-GET"], Want::Answer(405, None, ""))
-            .headers(&[("allow", Some("POST"))]),
+        // GET takes its parameters from the query, as T06 did.
+        55 => Expect::deviates(&["D-OAUTH-SCOPES"], Want::RecordedWith(DEFAULT_SCOPES)),
+        69 => Expect::deviates(
+            &["D-OAUTH-GET"],
+            Want::Answer(
+                405,
+                Some(JSON_CT),
+                r#"{"error": "invalid_request", "error_description": "The token endpoint accepts GET and POST requests."}"#,
+            ),
+        )
+        .headers(&[
+            ("allow", Some("GET, POST")),
+            ("cache-control", Some("no-store")),
+            ("pragma", Some("no-cache")),
+        ]),
         // Basic client authentication works (T06: invalid_client).
         56 => Expect::deviates(
             &["D-OAUTH-ERRORS", "D-OAUTH-SCOPES"],
@@ -187,7 +204,9 @@ pub fn expect_t06(case: u32) -> Expect {
             ("set-cookie", None),
             ("cache-control", None),
         ]),
-        220 => Expect::matches().headers(&[
+        // `wms` services lead back through the proxy (T06 passed them through).
+        213 => Expect::deviates(&["D-WMS-REWRITE"], Want::RecordedWith(HELPER_WMS)),
+        220 => Expect::deviates(&["D-WMS-REWRITE"], Want::RecordedWith(HELPER_WMS)).headers(&[
             ("x-custom", Some("kept?")),
             ("set-cookie", Some("a=b; Path=/")),
             ("cache-control", Some("max-age=60")),
@@ -195,6 +214,10 @@ pub fn expect_t06(case: u32) -> Expect {
         225..=227 => Expect::deviates(
             &["D-PROXY-NONAME"],
             Want::Report(404, IPV, "service", "Service not found"),
+        ),
+        229 => Expect::deviates(
+            &["D-AMBIGUOUS-KVP"],
+            Want::Report(400, IPV, "service", "Parameter \"service\" is given more than once"),
         ),
         234 | 235 => Expect::deviates(&["D-INFO"], Want::Info),
         236..=239 => not_found("/nope"),

@@ -76,7 +76,8 @@ pub fn check_upstream(
 
 /// Upstream headers without framing (D-UPSTREAM-HEADERS): names lower-cased, sorted, no
 /// `Connection`, no `Content-Length` of an empty body, and `Accept-Encoding: identity` only
-/// for WPS-type services. `strip` removes twitcher's credentials (D-CREDENTIALS).
+/// for WPS-type services. `strip` removes twitcher's credentials, every `Authorization`
+/// among them (D-CREDENTIALS).
 pub fn upstream_headers(
     headers: &[(String, String)],
     body_empty: bool,
@@ -87,12 +88,12 @@ pub fn upstream_headers(
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
         .filter(|(k, v)| {
-            let bearer =
-                k == "authorization" && v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ");
             !(k == "connection"
+                || k == "expect"
                 || (k == "content-length" && body_empty)
                 || (k == "accept-encoding" && v == "identity" && !wps)
-                || (strip && (k == "access-token" || k.starts_with("x-ssl-") || bearer)))
+                || (strip
+                    && (k == "access-token" || k.starts_with("x-ssl-") || k == "authorization")))
         })
         .collect();
     out.sort();
