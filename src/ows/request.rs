@@ -226,6 +226,12 @@ pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
         return RootScan::Found(Err(RequestError::Encoding));
     }
     let text = encoding.to_utf8(prefix);
+    // quick-xml skips a byte-order mark at its start; after ours, a second one is text.
+    if text.starts_with(b"\xEF\xBB\xBF") {
+        return RootScan::Found(Err(RequestError::Malformed(
+            "Start tag expected, '<' not found".into(),
+        )));
+    }
     let mut reader = NsReader::from_reader(text.as_ref());
     let config = reader.config_mut();
     config.trim_text(false);
@@ -247,9 +253,26 @@ pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
                         "Namespace prefix {prefix_name} on {local} is not defined"
                     ))));
                 }
-                return RootScan::Found(root_request(e));
+                let end = reader.buffer_position() as usize;
+                if let Some(c) = text[..end.min(text.len())]
+                    .iter()
+                    .find(|b| is_forbidden(**b))
+                {
+                    return RootScan::Found(Err(malformed(&format!(
+                        "character U+{c:04X} is not allowed in XML"
+                    ))));
+                }
+                if e.name().prefix().is_some_and(|p| p.as_ref() == b"xmlns") {
+                    return RootScan::Found(Err(malformed(
+                        "the prefix xmlns must not be used on an element",
+                    )));
+                }
+                return RootScan::Found(root_request(&reader, e));
             }
             Event::Decl(ref decl) => {
+                if decl.version().is_err() {
+                    return RootScan::Found(Err(malformed("the XML declaration needs a version")));
+                }
                 if position != 0 {
                     return RootScan::Found(Err(malformed(
                         "the XML declaration is allowed only at the start of the document",
@@ -268,6 +291,11 @@ pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
             Event::DocType(_) => return RootScan::Found(Err(RequestError::Doctype)),
             Event::PI(ref pi) if pi.target().eq_ignore_ascii_case(b"xml") => {
                 return RootScan::Found(Err(malformed("the target name xml is reserved")));
+            }
+            Event::PI(ref pi) if !starts_a_name(pi.target()) => {
+                return RootScan::Found(Err(malformed(
+                    "a processing instruction needs a target name",
+                )));
             }
             Event::Comment(_) | Event::PI(_) => {}
             Event::Text(ref t) if t.iter().copied().all(is_xml_space) => {}
@@ -300,7 +328,23 @@ fn malformed(detail: &str) -> RequestError {
     RequestError::Malformed(format!("The XML request is not well-formed: {detail}"))
 }
 
-fn root_request(root: &quick_xml::events::BytesStart<'_>) -> Result<OwsRequest, RequestError> {
+/// C0 controls other than tab, LF and CR: never allowed in an XML document.
+fn is_forbidden(b: u8) -> bool {
+    b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')
+}
+
+/// Whether a PI target begins like an XML name (quick-xml accepts `<? x?>` with an
+/// empty target).
+fn starts_a_name(target: &[u8]) -> bool {
+    target
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b':') || *b >= 0x80)
+}
+
+fn root_request<R>(
+    reader: &NsReader<R>,
+    root: &quick_xml::events::BytesStart<'_>,
+) -> Result<OwsRequest, RequestError> {
     let request = String::from_utf8_lossy(root.local_name().as_ref()).to_lowercase();
     let (mut service, mut version) = (None, None);
     // quick-xml's own duplicate check compares each attribute with all before it
@@ -314,14 +358,26 @@ fn root_request(root: &quick_xml::events::BytesStart<'_>) -> Result<OwsRequest, 
                 String::from_utf8_lossy(attr.key.as_ref())
             )));
         }
+        if let ResolveResult::Unknown(p) = reader.resolve_attribute(attr.key).0 {
+            return Err(RequestError::Malformed(format!(
+                "Namespace prefix {} for {} on {} is not defined",
+                String::from_utf8_lossy(&p),
+                String::from_utf8_lossy(attr.key.local_name().as_ref()),
+                String::from_utf8_lossy(root.local_name().as_ref()),
+            )));
+        }
+        if attr.value.contains(&b'<') {
+            return Err(malformed("'<' is not allowed in attribute values"));
+        }
+        // Every value, not only the two read: an undefined entity is a fatal error.
+        let value = attr
+            .unescape_value()
+            .map_err(|e| malformed(&e.to_string()))?;
         let slot = match attr.key.as_ref() {
             b"service" => &mut service,
             b"version" => &mut version,
             _ => continue,
         };
-        let value = attr
-            .unescape_value()
-            .map_err(|e| malformed(&e.to_string()))?;
         *slot = Some(value.to_lowercase()).filter(|v| !v.is_empty());
     }
     let service_name = service.ok_or(RequestError::Missing("service"))?;
