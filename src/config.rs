@@ -131,6 +131,10 @@ pub struct Config {
     pub read_timeout: Duration,
     /// Forward twitcher's credentials (tokens, `X-Ssl-*`) to backends.
     pub forward_credentials: bool,
+    /// How long the registry and used tokens are remembered in memory when the database
+    /// may be changed by another process (`twitcher.store_cache_seconds`, default 1; 0:
+    /// every request reads the database). Writes through this server take effect at once.
+    pub store_cache: Option<Duration>,
     /// Rewrite the capabilities of `wms` services to lead back through the proxy
     /// (`twitcher.ows_proxy_rewrite_wms`; false keeps the original's pass-through).
     pub rewrite_wms: bool,
@@ -196,6 +200,7 @@ impl Default for Config {
             read_timeout: Duration::from_secs(300),
             forward_credentials: false,
             rewrite_wms: true,
+            store_cache: Some(Duration::from_secs(1)),
             trusted_proxies: None,
             max_body_size: DEFAULT_MAX_BODY,
             oauth: true,
@@ -324,6 +329,20 @@ impl Config {
             &mut config.forward_credentials,
         )?;
         settings.bool("twitcher.ows_proxy_rewrite_wms", &mut config.rewrite_wms)?;
+        if let Some(value) = settings.string("twitcher.store_cache_seconds") {
+            let secs: f64 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e9)
+                .ok_or_else(|| {
+                    settings.error(
+                        "twitcher.store_cache_seconds",
+                        format!("{value:?} is not a number of seconds (0 turns the cache off)"),
+                    )
+                })?;
+            config.store_cache = (secs > 0.0).then(|| Duration::from_secs_f64(secs));
+        }
         if let Some(list) = settings.string("twitcher.trusted_proxies") {
             let addrs = list
                 .split([' ', ',', '\n'])
@@ -404,6 +423,7 @@ const KNOWN_APP_KEYS: &[&str] = &[
     "twitcher.ows_proxy_read_timeout",
     "twitcher.ows_proxy_forward_credentials",
     "twitcher.ows_proxy_rewrite_wms",
+    "twitcher.store_cache_seconds",
     "twitcher.trusted_proxies",
     "twitcher.max_body_size",
     "twitcher.oauth",

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -75,7 +76,11 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let store = match store::open(&config.database) {
-        Ok(store) => store,
+        // The proxy's hot path reads the registry and tokens from memory.
+        Ok(store) => match config.store_cache {
+            Some(max_age) => Arc::new(store::cached::CachedStore::new(store, max_age)),
+            None => store,
+        },
         Err(e) => {
             eprintln!("twitcher: {e}");
             return ExitCode::FAILURE;

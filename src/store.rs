@@ -2,6 +2,7 @@
 //! OAuth2 clients/tokens. SQLite is the default backend ([`sqlite::SqliteStore`]);
 //! [`memory::MemoryStore`] serves fast tests. Handlers only ever see `Arc<dyn Store>`.
 
+pub mod cached;
 pub mod memory;
 pub mod sqlite;
 

@@ -29,9 +29,13 @@ pub struct TestApp {
 impl TestApp {
     /// Starts twitcher with the default config (plus tweaks) on an ephemeral port.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::start_on(Arc::new(MemoryStore::new()), tweak).await
+    }
+
+    /// Starts twitcher on this store.
+    pub async fn start_on(store: Arc<dyn Store>, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = Config::default();
         tweak(&mut config);
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let app = App::new(config, store.clone()).expect("app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

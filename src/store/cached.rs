@@ -1,0 +1,312 @@
+//! The registry and the tokens in use, held in memory in front of a database store: the
+//! proxy's hot path (service lookup, token check) then never waits for the database. A
+//! write through this store empties what it changed before it returns, so a revoked token
+//! is refused on the very next request. Changes made behind its back (another process on
+//! the same SQLite file) are seen after at most `max_age`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{AccessToken, OAuthClient, OAuthToken, Service, Store, StoreResult, StoredToken};
+
+/// Most tokens remembered; past that the memory starts over (a flood of distinct valid
+/// tokens costs database lookups, never unbounded memory).
+const MAX_TOKENS: usize = 100_000;
+
+/// A caching [`Store`] around another one.
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    max_age: Duration,
+    state: RwLock<State>,
+}
+
+/// What is remembered, with when it was read.
+#[derive(Default)]
+struct State {
+    /// Every service by name, as last read whole, and when (None: read on next use).
+    services: Option<(Arc<HashMap<String, Service>>, Instant)>,
+    /// Tokens found by `find_token` (never absences: unknown strings are not kept).
+    tokens: HashMap<String, (StoredToken, Instant)>,
+    /// Counts the writes: a read that started before one is not remembered.
+    generation: u64,
+}
+
+impl CachedStore {
+    /// Remembers reads of `inner` for at most `max_age`.
+    pub fn new(inner: Arc<dyn Store>, max_age: Duration) -> Self {
+        CachedStore {
+            inner,
+            max_age,
+            state: RwLock::new(State::default()),
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn fresh(&self, read_at: Instant) -> bool {
+        read_at.elapsed() < self.max_age
+    }
+
+    /// The whole registry, read from the database when not in memory or too old.
+    async fn services(&self) -> StoreResult<Arc<HashMap<String, Service>>> {
+        let (cached, generation) = self.read(|s| (s.services.clone(), s.generation));
+        if let Some((services, read_at)) = cached
+            && self.fresh(read_at)
+        {
+            return Ok(services);
+        }
+        let read_at = Instant::now();
+        let list = self.inner.list_services().await?;
+        let mut map = HashMap::with_capacity(list.len());
+        for service in list {
+            // The first of a name wins, as `service_by_name` orders by insertion.
+            map.entry(service.name.clone()).or_insert(service);
+        }
+        let map = Arc::new(map);
+        self.write(|s| {
+            if s.generation == generation {
+                s.services = Some((map.clone(), read_at));
+            }
+        });
+        Ok(map)
+    }
+
+    /// Forgets what a write may have changed, before the write's caller goes on.
+    fn forget(&self, services: bool, tokens: bool) {
+        self.write(|s| {
+            s.generation += 1;
+            if services {
+                s.services = None;
+            }
+            if tokens {
+                s.tokens.clear();
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl Store for CachedStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+
+    async fn service_by_name(&self, name: &str) -> StoreResult<Option<Service>> {
+        Ok(self.services().await?.get(name).cloned())
+    }
+
+    async fn service_by_url(&self, url: &str) -> StoreResult<Option<Service>> {
+        self.inner.service_by_url(url).await
+    }
+
+    async fn list_services(&self) -> StoreResult<Vec<Service>> {
+        self.inner.list_services().await
+    }
+
+    async fn save_service(&self, service: &Service) -> StoreResult<()> {
+        let result = self.inner.save_service(service).await;
+        self.forget(true, false);
+        result
+    }
+
+    async fn delete_service(&self, name: &str) -> StoreResult<bool> {
+        let result = self.inner.delete_service(name).await;
+        self.forget(true, false);
+        result
+    }
+
+    async fn clear_services(&self) -> StoreResult<()> {
+        let result = self.inner.clear_services().await;
+        self.forget(true, false);
+        result
+    }
+
+    async fn save_access_token(&self, token: &AccessToken) -> StoreResult<()> {
+        // A new token may replace one of the same string: forget the old one.
+        let result = self.inner.save_access_token(token).await;
+        self.forget(false, true);
+        result
+    }
+
+    async fn access_token(&self, token: &str) -> StoreResult<Option<AccessToken>> {
+        self.inner.access_token(token).await
+    }
+
+    async fn delete_access_token(&self, token: &str) -> StoreResult<bool> {
+        let result = self.inner.delete_access_token(token).await;
+        self.forget(false, true);
+        result
+    }
+
+    async fn clear_access_tokens(&self) -> StoreResult<()> {
+        let result = self.inner.clear_access_tokens().await;
+        self.forget(false, true);
+        result
+    }
+
+    async fn save_client(&self, client: &OAuthClient) -> StoreResult<()> {
+        self.inner.save_client(client).await
+    }
+
+    async fn client(&self, client_id: &str) -> StoreResult<Option<OAuthClient>> {
+        self.inner.client(client_id).await
+    }
+
+    async fn save_oauth_token(&self, token: &OAuthToken) -> StoreResult<()> {
+        let result = self.inner.save_oauth_token(token).await;
+        self.forget(false, true);
+        result
+    }
+
+    async fn oauth_token(&self, access_token: &str) -> StoreResult<Option<OAuthToken>> {
+        self.inner.oauth_token(access_token).await
+    }
+
+    async fn delete_oauth_token(&self, access_token: &str) -> StoreResult<bool> {
+        let result = self.inner.delete_oauth_token(access_token).await;
+        self.forget(false, true);
+        result
+    }
+
+    async fn find_token(&self, token: &str) -> StoreResult<Option<StoredToken>> {
+        let (cached, generation) = self.read(|s| (s.tokens.get(token).cloned(), s.generation));
+        if let Some((found, read_at)) = cached
+            && self.fresh(read_at)
+        {
+            return Ok(Some(found));
+        }
+        let read_at = Instant::now();
+        let found = self.inner.find_token(token).await?;
+        self.write(|s| {
+            if s.generation != generation {
+                return;
+            }
+            match &found {
+                Some(found) => {
+                    if s.tokens.len() >= MAX_TOKENS {
+                        s.tokens.clear();
+                    }
+                    s.tokens.insert(token.to_string(), (found.clone(), read_at));
+                }
+                None => {
+                    s.tokens.remove(token);
+                }
+            }
+        });
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn cached(max_age: Duration) -> (Arc<MemoryStore>, CachedStore) {
+        let inner = Arc::new(MemoryStore::new());
+        let cached = CachedStore::new(inner.clone(), max_age);
+        (inner, cached)
+    }
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn writes_through_it_take_effect_at_once() {
+        let (_, store) = cached(LONG);
+        let token = AccessToken {
+            token: "t".into(),
+            expires_at: i64::MAX,
+        };
+        store.save_access_token(&token).await.unwrap();
+        assert!(store.find_token("t").await.unwrap().is_some());
+        store.delete_access_token("t").await.unwrap();
+        assert_eq!(store.find_token("t").await.unwrap(), None);
+
+        store.save_access_token(&token).await.unwrap();
+        assert!(store.find_token("t").await.unwrap().is_some());
+        store.clear_access_tokens().await.unwrap();
+        assert_eq!(store.find_token("t").await.unwrap(), None);
+
+        let oauth = OAuthToken {
+            access_token: "o".into(),
+            client_id: "c".into(),
+            scope: "compute".into(),
+            expires_at: i64::MAX,
+        };
+        store.save_oauth_token(&oauth).await.unwrap();
+        assert!(store.find_token("o").await.unwrap().is_some());
+        store.delete_oauth_token("o").await.unwrap();
+        assert_eq!(store.find_token("o").await.unwrap(), None);
+
+        assert_eq!(store.service_by_name("emu").await.unwrap(), None);
+        store
+            .save_service(&Service::new("emu", "http://a/wps"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.service_by_name("emu").await.unwrap().unwrap().url,
+            "http://a/wps"
+        );
+        store
+            .save_service(&Service::new("emu", "http://b/wps"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.service_by_name("emu").await.unwrap().unwrap().url,
+            "http://b/wps"
+        );
+        store.delete_service("emu").await.unwrap();
+        assert_eq!(store.service_by_name("emu").await.unwrap(), None);
+        store
+            .save_service(&Service::new("emu", "http://a/wps"))
+            .await
+            .unwrap();
+        store.clear_services().await.unwrap();
+        assert_eq!(store.service_by_name("emu").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn changes_behind_its_back_are_seen_after_max_age() {
+        let (inner, store) = cached(LONG);
+        inner
+            .save_service(&Service::new("emu", "http://a/wps"))
+            .await
+            .unwrap();
+        assert!(store.service_by_name("emu").await.unwrap().is_some());
+        inner.delete_service("emu").await.unwrap();
+        // Remembered: the whole point.
+        assert!(store.service_by_name("emu").await.unwrap().is_some());
+
+        let (inner, store) = cached(Duration::ZERO);
+        inner
+            .save_service(&Service::new("emu", "http://a/wps"))
+            .await
+            .unwrap();
+        assert!(store.service_by_name("emu").await.unwrap().is_some());
+        inner.delete_service("emu").await.unwrap();
+        assert_eq!(store.service_by_name("emu").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn unknown_tokens_are_not_remembered() {
+        let (inner, store) = cached(LONG);
+        assert_eq!(store.find_token("later").await.unwrap(), None);
+        inner
+            .save_access_token(&AccessToken {
+                token: "later".into(),
+                expires_at: i64::MAX,
+            })
+            .await
+            .unwrap();
+        assert!(store.find_token("later").await.unwrap().is_some());
+    }
+}
