@@ -19,21 +19,23 @@
 //! - WPS capabilities: `xlink:href` below `ows:OperationsMetadata` becomes the public URL;
 //! - WMS capabilities: `xlink:href` on `OnlineResource` becomes the public URL, keeping
 //!   the old query string;
-//! - anything else: plain byte replacement of the service URL by the public URL, with no
-//!   XML parsing after the root start tag.
+//! - anything else: plain byte replacement of the service URL by the public URL; after
+//!   the root start tag a streaming check (not a parser) makes sure the body is
+//!   well-formed.
 //!
-//! Limits, compared with the original: only the prolog and root start tag of `Other`
-//! documents are checked (lxml checked the whole body); capabilities documents are
-//! checked as they stream, so a defect after the root start tag ends the output with an
-//! error instead of turning into an error response; a prefix left undefined below the
-//! root is not an error (it simply matches nothing); UTF-16/32 bodies are `NotXml`.
+//! Limits, compared with the original: documents are checked as they stream, so a
+//! defect after the root start tag ends the output with an error instead of turning
+//! into an error response; `Other` documents are checked for structure only (see
+//! `check`); a prefix left undefined below the root is not an error (it simply matches
+//! nothing); UTF-16/32 bodies are `NotXml`.
 //!
 //! Layout: this file holds the public API, the entry point and the classification of
 //! the root; `tee` is the recording reader, `prolog` reads the prolog on it, `walker`
-//! rewrites capabilities tags, `caps` streams capabilities documents out, and `replace`
-//! streams `Other` documents out.
+//! rewrites capabilities tags, `caps` streams capabilities documents out, `replace`
+//! streams `Other` documents out and `check` checks them as they go.
 
 mod caps;
+mod check;
 mod prolog;
 mod replace;
 mod tee;
@@ -42,13 +44,13 @@ mod walker;
 use std::io;
 use std::pin::Pin;
 
-use futures_util::{StreamExt, stream};
 use memchr::memmem;
 use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 
 use caps::caps_stream;
+use check::Checker;
 use replace::replace_stream;
 use tee::TeeReader;
 use walker::Walker;
@@ -142,27 +144,16 @@ async fn rewrite_xml_with_limit(
         let Some(root) = root else { continue };
         let kind = classify_root(&reader, &root)?;
         if kind == DocumentKind::Other {
-            break (kind, None);
+            let tee = reader.into_inner();
+            let check = Checker::after_root(root.name().as_ref(), empty, tee.record.len());
+            return Ok((kind, replace_stream(tee, check, &rewrite)));
         }
         let mut walker = Walker::new(kind, &rewrite, max_event);
         // The root never matches a rewrite rule, but it opens the element stack.
         walker
             .element(&mut reader, &root, empty)
             .map_err(|_| RewriteError::NotXml)?;
-        break (kind, Some(walker));
-    };
-
-    let Some(walker) = walker else {
-        // Hand everything consumed so far plus the unread rest to the byte replacer.
-        let TeeReader {
-            input,
-            chunk,
-            record,
-            ..
-        } = reader.into_inner();
-        let head = stream::iter([Ok(record.freeze()), Ok(chunk)]);
-        let whole: ByteStream = Box::pin(head.chain(input));
-        return Ok((kind, replace_stream(whole, &rewrite)));
+        break (kind, walker);
     };
 
     // From here on the limit bounds one construct, not the prolog.
@@ -217,7 +208,7 @@ mod tests {
     use super::walker::MAX_DEPTH;
     use super::*;
     use bytes::{Buf, Bytes};
-    use futures_util::FutureExt;
+    use futures_util::{FutureExt, StreamExt, stream};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -726,11 +717,11 @@ mod tests {
 
     #[tokio::test]
     async fn other_replacement_across_chunk_boundaries() {
-        // A self-overlapping needle, occurrences in the prolog, the root tag, at the very
-        // end, back to back, and near misses; after the root nothing is parsed.
+        // A self-overlapping needle, occurrences in the prolog, the root tag, right before
+        // the end tag and in a comment after it, back to back, and near misses.
         let service = "abcabd";
         let input = b"<?xml version=\"1.0\"?><!-- abcabd --><doc a='abcabd'>abcabcabd abcab \
-            abcabdabcabd aabcabdd abcabcab</wrong>&&abcabd";
+            abcabdabcabd aabcabdd abcabcab&amp;&amp;abcabd</doc><!--abcabd-->";
         for public in ["X", "longer-replacement-&", ""] {
             let expected = replace_all(input, service.as_bytes(), public.as_bytes());
             let mut parts = chunkings(input);
@@ -755,6 +746,8 @@ mod tests {
             let mut input = b"<r>".to_vec();
             let len = next() * 5;
             input.extend((0..len).map(|_| b"abc"[next() % 3]));
+            // Well-formed, or the check would end the output with an error.
+            input.extend_from_slice(b"</r>");
             let expected = replace_all(&input, needle.as_bytes(), public.as_bytes());
             let parts = split(&input, random_sizes(round as u64 + 1));
             let (kind, out) = rewrite_ok(parts, rw(needle, public)).await;
@@ -765,6 +758,102 @@ mod tests {
                 "needle {needle:?} in {:?}",
                 String::from_utf8_lossy(&input)
             );
+        }
+    }
+
+    /// An `Other` document exercising what the check must let through unchanged.
+    const OTHER_TORTURE: &[u8] = b"\xEF\xBB\xBF<?xml version='1.0' encoding='ISO-8859-1'?>\r\n\
+        <!DOCTYPE wps:ExecuteResponse [<!ENTITY b \"http://b/wps\">]>\
+        <wps:ExecuteResponse xmlns:wps='urn:wps' serviceInstance=\"http://b/wps?x=1&amp;y\">\r\n\
+        <!-- http://b/wps - - --><?pi http://b/wps ??><wps:Status  creationTime = '2024' />\
+        <wps:Data\tmime=\"a>b\" enc='&#34;&#x22;'>Caf\xE9 &b; ]] ]> &lt;http://b/wps&gt;\
+        <![CDATA[<http://b/wps> & ]] ]]]><Caf\xE9:\xE9l\xE9ment-1.x/></wps:Data\n>\
+        </wps:ExecuteResponse >\r\n<!-- http://b/wps -->\r\n<?pi after?>\r\n";
+
+    #[tokio::test]
+    async fn other_documents_pass_the_check_unchanged() {
+        for (service, public) in [("http://b/wps", "http://p/x"), ("", "http://p/x")] {
+            let (kind, out) = rewrite_every_way(OTHER_TORTURE, &rw(service, public)).await;
+            assert_eq!(kind, DocumentKind::Other);
+            let expected = if service.is_empty() {
+                OTHER_TORTURE.to_vec()
+            } else {
+                replace_all(OTHER_TORTURE, service.as_bytes(), public.as_bytes())
+            };
+            assert_eq!(out, expected);
+        }
+        // An empty root: only comments, PIs and whitespace may follow.
+        let input = b"<wps:ExecuteResponse xmlns:wps='urn:wps'/>\n<!-- c --><?pi?>\n";
+        let (kind, out) = rewrite_every_way(input, &rw("http://b/wps", "http://p")).await;
+        assert_eq!(kind, DocumentKind::Other);
+        assert_eq!(out, input);
+    }
+
+    #[tokio::test]
+    async fn defects_in_other_documents_end_the_stream() {
+        const ROOT: &str = "<?xml version=\"1.0\"?>\n<wps:ExecuteResponse xmlns:wps=\"urn:wps\" \
+            serviceInstance=\"http://b/wps\">";
+        const END: &str = "</wps:ExecuteResponse>";
+        let defects = [
+            // Truncated: the backend crashed mid-document.
+            format!("{ROOT}<wps:Data>http://b/wps"),
+            format!("{ROOT}<wps:Data>x</wps:Data>"),
+            format!("{ROOT}<wps:Data>x</wps:Da"),
+            format!("{ROOT}<wps:Data a=\"x"),
+            format!("{ROOT}<!-- x"),
+            ROOT.to_owned(),
+            // Mismatched tags.
+            format!("{ROOT}<a>x</b>{END}"),
+            format!("{ROOT}</wps:ExecuteRespons>"),
+            // Anything but misc after the root.
+            format!("{ROOT}{END}junk"),
+            format!("{ROOT}{END}<second/>"),
+            format!("{ROOT}{END}{END}"),
+            format!("{ROOT}{END}<!-- x"),
+            // A stray `<` in text or an attribute value.
+            format!("{ROOT}a < b{END}"),
+            format!("{ROOT}<a b='<'/>{END}"),
+            // Attribute quoting.
+            format!("{ROOT}<a b=http://b/wps/>{END}"),
+            format!("{ROOT}<a b='1\">x</a>{END}"),
+            // Comments, CDATA, PIs.
+            format!("{ROOT}<!-- a -- b -->{END}"),
+            format!("{ROOT}<![CDATA[ x ]>{END}"),
+            format!("{ROOT}<?xml version=\"1.0\"?>{END}"),
+            format!("{ROOT}<!DOCTYPE x>{END}"),
+            // Text.
+            format!("{ROOT}a ]]> b{END}"),
+            format!("{ROOT}a & b{END}"),
+        ];
+        let empty_root = [
+            "<wps:ExecuteResponse xmlns:wps=\"urn:wps\"/>x",
+            "<wps:ExecuteResponse xmlns:wps=\"urn:wps\"/><a/>",
+            "<wps:ExecuteResponse xmlns:wps=\"urn:wps\"/></wps:ExecuteResponse>",
+        ];
+        let inputs = defects.iter().map(String::as_str).chain(empty_root);
+        for input in inputs {
+            for (service, public) in [("http://b/wps", "http://p"), ("", "http://p")] {
+                let expected = if service.is_empty() {
+                    input.as_bytes().to_vec()
+                } else {
+                    replace_all(input.as_bytes(), service.as_bytes(), public.as_bytes())
+                };
+                for (name, parts) in chunkings(input.as_bytes()) {
+                    let (kind, out) = rewrite_xml(body(parts), rw(service, public))
+                        .await
+                        .expect("root is fine");
+                    assert_eq!(kind, DocumentKind::Other);
+                    let (data, error) = collect(out).await;
+                    let error = error.unwrap_or_else(|| panic!("no error for {input} ({name})"));
+                    assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{input}");
+                    assert!(error.to_string().starts_with("malformed XML"), "{error}");
+                    // A body cut short may have gone out whole: only its end is missing.
+                    assert!(
+                        expected.starts_with(&data),
+                        "output is not a prefix: {input} ({name})"
+                    );
+                }
+            }
         }
     }
 
@@ -915,15 +1004,7 @@ mod tests {
         assert_eq!(error.to_string(), "backend went away");
         assert_eq!(data, parts[0]);
 
-        // Other documents are not parsed after the root: only input errors end them.
-        let (kind, out) = rewrite_xml(
-            body(vec![Bytes::from_static(b"<a>x</b>&")]),
-            rw("http://unused/", "http://p/"),
-        )
-        .await
-        .expect("root");
-        assert_eq!(kind, DocumentKind::Other);
-        assert_eq!(collect(out).await.0, b"<a>x</b>&");
+        // An upstream error in an Other document is passed on as it is, too.
         let reset = io::Error::new(io::ErrorKind::ConnectionReset, "gone");
         let (_, out) = rewrite_xml(
             with_error(vec![Bytes::from_static(b"<a>x")], reset),
@@ -1176,6 +1257,136 @@ mod tests {
             max_chunk <= FLUSH_BYTES + CAPS_PROCESS.len(),
             "chunk of {max_chunk} bytes"
         );
+    }
+
+    /// Makes chunk `i` of `n` of a generated body.
+    type ChunkFn = fn(usize, usize) -> Bytes;
+
+    /// Chunk `i` of `n` of an `Other` body with one base64-like text node (the shape of
+    /// a WPS ExecuteResponse with embedded output): head, 64 KiB chunks each with one
+    /// occurrence of the service URL, tail.
+    fn huge_text_chunk(i: usize, n: usize) -> Bytes {
+        if i == 0 {
+            return Bytes::from(format!(
+                "<?xml version=\"1.0\"?><wps:ExecuteResponse xmlns:wps=\"urn:wps\" \
+                 serviceInstance=\"{BIG_SERVICE}?service=WPS\"><wps:Data>"
+            ));
+        }
+        if i + 1 == n {
+            return Bytes::from_static(b"</wps:Data></wps:ExecuteResponse>\n");
+        }
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut chunk = alphabet.repeat(BIG_CHUNK / alphabet.len());
+        chunk[1000..1000 + BIG_SERVICE.len()].copy_from_slice(BIG_SERVICE.as_bytes());
+        Bytes::from(chunk)
+    }
+
+    /// Like [`huge_text_chunk`] but dense markup: small elements with attributes, an
+    /// entity reference and a comment, every 120 bytes or so.
+    fn dense_markup_chunk(i: usize, n: usize) -> Bytes {
+        if i == 0 {
+            return Bytes::from_static(b"<?xml version=\"1.0\"?><Result>");
+        }
+        if i + 1 == n {
+            return Bytes::from_static(b"</Result>\n");
+        }
+        let item = format!(
+            "<Output id=\"x1\" href='{BIG_SERVICE}out.nc'><Title>a &amp; b</Title>\
+             <!-- note --><Value>12.5</Value></Output>\n"
+        );
+        Bytes::from(item.repeat(BIG_CHUNK / item.len()))
+    }
+
+    #[tokio::test]
+    async fn huge_text_node_streams_in_bounded_memory() {
+        const N: usize = 1602; // 100 MiB between head and tail
+        let expected_chunk: ChunkFn = |i, n| {
+            Bytes::from(replace_all(
+                &huge_text_chunk(i, n),
+                BIG_SERVICE.as_bytes(),
+                b"http://p",
+            ))
+        };
+        for complete in [true, false] {
+            let pulled = Arc::new(AtomicUsize::new(0));
+            // Cut short, the tail never comes: the backend went away mid-document.
+            let chunk: ChunkFn = if complete {
+                huge_text_chunk
+            } else {
+                |i, n| huge_text_chunk(i, n + 1)
+            };
+            let input = generated(N, chunk, pulled.clone());
+            let (kind, mut out) = rewrite_xml(input, rw(BIG_SERVICE, "http://p"))
+                .await
+                .expect("root");
+            assert_eq!(kind, DocumentKind::Other);
+            let mut expected = Expected {
+                chunk: expected_chunk,
+                n: if complete { N } else { N + 1 },
+                next: 0,
+                pending: Bytes::new(),
+            };
+            let mut outputs = 0;
+            let mut error = None;
+            while let Some(item) = out.next().await {
+                let bytes = match item {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                };
+                outputs += 1;
+                assert!(bytes.len() <= BIG_CHUNK + BIG_SERVICE.len());
+                expected.check(&bytes);
+                // Each input chunk is passed on before the next is read: nothing piles up.
+                assert!(pulled.load(Ordering::SeqCst) <= outputs + 1, "read ahead");
+            }
+            assert_eq!(pulled.load(Ordering::SeqCst), N);
+            if complete {
+                assert!(error.is_none(), "{error:?}");
+                assert!(expected.finished(), "output shorter than input");
+            } else {
+                let error = error.expect("a cut document ends in an error");
+                assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+                assert!(error.to_string().contains("inside <wps:Data>"), "{error}");
+                assert_eq!(expected.next, N, "everything before the end was sent");
+            }
+        }
+    }
+
+    /// Throughput of the `Other` path; run with
+    /// `cargo test --release --lib other_body_throughput -- --ignored --nocapture`.
+    #[tokio::test]
+    #[ignore = "benchmark"]
+    async fn other_body_throughput() {
+        const N: usize = 1602; // 100 MiB
+        let shapes: [(&str, ChunkFn); 2] = [
+            ("text node", huge_text_chunk),
+            ("dense markup", dense_markup_chunk),
+        ];
+        for (shape, chunk) in shapes {
+            for _ in 0..3 {
+                // Separate buffers, as from the network (a shared one would stay cached).
+                let chunks: Vec<io::Result<Bytes>> = (0..N).map(|i| Ok(chunk(i, N))).collect();
+                let size: usize = chunks.iter().flatten().map(Bytes::len).sum();
+                let input: ByteStream = Box::pin(stream::iter(chunks));
+                let started = std::time::Instant::now();
+                let (kind, mut out) = rewrite_xml(input, rw(BIG_SERVICE, "http://p"))
+                    .await
+                    .expect("root");
+                assert_eq!(kind, DocumentKind::Other);
+                while let Some(item) = out.next().await {
+                    item.expect("no error");
+                }
+                let secs = started.elapsed().as_secs_f64();
+                println!(
+                    "{shape}: {} MiB in {secs:.3} s: {:.0} MiB/s",
+                    size >> 20,
+                    size as f64 / secs / f64::from(1 << 20)
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The output stream of an `Other` document: the service URL replaced by the public URL
-//! byte-wise, streaming, with no XML parsing.
+//! byte-wise, streaming, while the [`Checker`] makes sure the body is well-formed.
 
 use std::io;
 
@@ -7,20 +7,23 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, stream};
 use memchr::memmem;
 
+use super::check::Checker;
+use super::tee::TeeReader;
 use super::{ByteStream, Rewrite};
 
 /// Replaces every occurrence of the service URL by the public URL, left to right and
 /// non-overlapping like Python's `bytes.replace`, holding back just enough bytes between
-/// chunks to catch occurrences split across them.
+/// chunks to catch occurrences split across them. The input is checked before it is
+/// replaced: a defect, or an end before the document's, ends the output with an error.
 struct Replacer {
-    /// The body.
+    /// The body after the root start tag.
     input: ByteStream,
-    /// Finds the service URL.
-    finder: memmem::Finder<'static>,
-    /// The public URL.
-    replacement: Bytes,
+    /// Finds the service URL and holds the public URL; `None` for an empty service URL.
+    replace: Option<(memmem::Finder<'static>, Bytes)>,
     /// Tail of the previous data that may start an occurrence (< needle length).
     carry: BytesMut,
+    /// Checks the input.
+    check: Checker,
     /// The input has ended or failed.
     done: bool,
 }
@@ -31,6 +34,10 @@ impl Replacer {
         while !self.done {
             match self.input.next().await {
                 Some(Ok(chunk)) => {
+                    if let Err(e) = self.check.feed(&chunk) {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
                     let out = self.feed(chunk);
                     if !out.is_empty() {
                         return Some(Ok(out));
@@ -42,6 +49,9 @@ impl Replacer {
                 }
                 None => {
                     self.done = true;
+                    if let Err(e) = self.check.finish() {
+                        return Some(Err(e));
+                    }
                     if !self.carry.is_empty() {
                         return Some(Ok(self.carry.split().freeze()));
                     }
@@ -51,21 +61,24 @@ impl Replacer {
         None
     }
 
-    /// Processes one chunk; returns the output that is final.
+    /// Replaces in one chunk; returns the output that is final.
     fn feed(&mut self, chunk: Bytes) -> Bytes {
+        let Some((finder, replacement)) = &self.replace else {
+            return chunk;
+        };
         let data = if self.carry.is_empty() {
             chunk
         } else {
             self.carry.extend_from_slice(&chunk);
             self.carry.split().freeze()
         };
-        let needle_len = self.finder.needle().len();
+        let needle_len = finder.needle().len();
         let mut out: Option<BytesMut> = None;
         let mut pos = 0;
-        for at in self.finder.find_iter(&data) {
+        for at in finder.find_iter(&data) {
             let out = out.get_or_insert_with(|| BytesMut::with_capacity(data.len()));
             out.extend_from_slice(&data[pos..at]);
-            out.extend_from_slice(&self.replacement);
+            out.extend_from_slice(replacement);
             pos = at + needle_len;
         }
         // Every complete occurrence starts before `len - (needle_len - 1)`; what follows
@@ -82,20 +95,41 @@ impl Replacer {
     }
 }
 
-/// The output stream of an `Other` document.
-pub(super) fn replace_stream(input: ByteStream, rewrite: &Rewrite) -> ByteStream {
-    if rewrite.service_url.is_empty() {
-        return input;
-    }
-    let replacer = Replacer {
+/// The output stream of an `Other` document whose prolog and root start tag `tee` has
+/// read (and recorded); `check` starts after that tag. Pulls input only when polled.
+pub(super) fn replace_stream(tee: TeeReader, check: Checker, rewrite: &Rewrite) -> ByteStream {
+    let TeeReader {
         input,
-        finder: memmem::Finder::new(rewrite.service_url.as_bytes()).into_owned(),
-        replacement: Bytes::copy_from_slice(rewrite.public_url.as_bytes()),
+        chunk,
+        record,
+        eof,
+        ..
+    } = tee;
+    let unread = stream::iter([Ok(chunk)]);
+    let input: ByteStream = if eof {
+        Box::pin(unread)
+    } else {
+        Box::pin(unread.chain(input))
+    };
+    let mut replacer = Replacer {
+        input,
+        replace: (!rewrite.service_url.is_empty()).then(|| {
+            (
+                memmem::Finder::new(rewrite.service_url.as_bytes()).into_owned(),
+                Bytes::copy_from_slice(rewrite.public_url.as_bytes()),
+            )
+        }),
         carry: BytesMut::new(),
+        check,
         done: false,
     };
-    Box::pin(stream::unfold(replacer, |mut replacer| async move {
-        let item = replacer.next_chunk().await?;
-        Some((item, replacer))
-    }))
+    // The recorded head was parsed already: it is replaced but not checked.
+    let head = replacer.feed(record.freeze());
+    let head = stream::iter((!head.is_empty()).then_some(Ok(head)));
+    Box::pin(
+        head.chain(stream::unfold(replacer, |mut replacer| async move {
+            let item = replacer.next_chunk().await?;
+            Some((item, replacer))
+        })),
+    )
 }
