@@ -2,6 +2,9 @@
 //! response: an OWS `ExceptionReport` with the original's code, locator, text and status.
 //! Internal details never reach the client; they are logged where the error is made.
 
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -139,11 +142,47 @@ impl OwsError {
     }
 }
 
+impl OwsError {
+    /// The slot of a report whose bytes never vary (see [`PREPARED`]).
+    fn prepared_slot(&self) -> Option<usize> {
+        Some(match self {
+            OwsError::ServiceNotFound => 0,
+            OwsError::TokenRequired => 1,
+            OwsError::TokenExpired => 2,
+            OwsError::CertificateRequired => 3,
+            OwsError::CouldNotDecode => 4,
+            OwsError::BackendUnreachable => 5,
+            OwsError::BackendTimeout => 6,
+            OwsError::MethodNotAllowed => 7,
+            OwsError::BodyTooLarge => 8,
+            OwsError::UnsupportedContentEncoding => 9,
+            OwsError::InvalidPath => 10,
+            OwsError::Internal => 11,
+            _ => return None,
+        })
+    }
+
+    /// The report's bytes: rendered once for the fixed reports (refusals are the hot
+    /// path of an attack), each time for those that name request data.
+    fn body(&self) -> Bytes {
+        let render = || {
+            let (code, locator, _) = self.parts();
+            Bytes::from(exception::render(code, locator, &self.to_string()))
+        };
+        match self.prepared_slot() {
+            Some(slot) => PREPARED[slot].get_or_init(render).clone(),
+            None => render(),
+        }
+    }
+}
+
+/// Reports without variable text, rendered on first use.
+static PREPARED: [OnceLock<Bytes>; 12] = [const { OnceLock::new() }; 12];
+
 impl IntoResponse for OwsError {
     fn into_response(self) -> Response {
-        let (code, locator, status) = self.parts();
-        let body = exception::render(code, locator, &self.to_string());
-        let mut response = (status, body).into_response();
+        let (_, _, status) = self.parts();
+        let mut response = (status, self.body()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
