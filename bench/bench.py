@@ -56,6 +56,8 @@ ROWS = [
         "ProcessDescriptions"),
     Row("execute", "Execute, XML-RPC token", "wps", EXECUTE + "&access_token={token}", ALL,
         "Hello tux"),
+    Row("public", "Execute, public service (no token)", "wpspublic", EXECUTE,
+        ("twitcher", "original"), "Hello tux", baseline="execute"),
     Row("oauth", "Execute, OAuth token", "wps", EXECUTE, ("twitcher",), "Hello tux",
         header="Authorization: Bearer {oauth}", baseline="execute"),
     Row("jwt", "Execute, JWT", "wps", EXECUTE, ("twitcher",), "Hello tux",
@@ -361,7 +363,7 @@ class Bench:
     @staticmethod
     def anchors(row):
         """Columns of the baseline row shown in a row that reuses them."""
-        rewrites = row.key in ("getcaps", "describe", "execute", "oauth", "jwt")
+        rewrites = row.key in ("getcaps", "describe", "execute", "public", "oauth", "jwt")
         return ("backend", "nginx", "subfilter") if rewrites else ("backend", "nginx")
 
     def selected_rows(self):

@@ -298,19 +298,20 @@ formatter = generic
 format = %(asctime)s %(levelname)-5.5s [%(name)s] %(message)s
 """
 
-SERVICES = [  # name, backend path, type
-    ("wps", "/wps", "wps"),
-    ("wms", "/wms", "wms"),
-    ("bigwps", "/bigwps", "wps"),
-    ("bigwms", "/bigwms", "wms"),
+SERVICES = [  # name, backend path, type, public (no token needed for any request)
+    ("wps", "/wps", "wps", False),
+    ("wpspublic", "/wps", "wps", True),
+    ("wms", "/wms", "wms", False),
+    ("bigwps", "/bigwps", "wps", False),
+    ("bigwms", "/bigwms", "wms", False),
 ]
 
 
 def register(base_url, backend):
     """Registers the services and returns an XML-RPC token (0.5 interface, both servers)."""
     rpc = xmlrpc.client.ServerProxy(f"{base_url}/RPC2")
-    for name, path, kind in SERVICES:
-        rpc.register_service(name, f"http://{backend}{path}", {"type": kind, "public": False})
+    for name, path, kind, public in SERVICES:
+        rpc.register_service(name, f"http://{backend}{path}", {"type": kind, "public": public})
     token = rpc.generate_token(24)["access_token"]
     assert len(token) == 32, token
     return token
