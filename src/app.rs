@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::proxy::caps_cache::CapsCache;
 use crate::store::Store;
 use crate::tokens::{KeyError, Tokens};
 
@@ -18,6 +19,8 @@ pub struct App {
     pub upstream: Upstream,
     /// OAuth2 token issuing and checking.
     pub tokens: Arc<Tokens>,
+    /// Finished GetCapabilities answers (`twitcher.ows_proxy_capabilities_cache`).
+    pub capabilities: Option<Arc<CapsCache>>,
 }
 
 /// Two pooled clients: one checks backend certificates, one does not (services
@@ -78,11 +81,15 @@ impl App {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, StartupError> {
         let upstream = Upstream::new(config.connect_timeout, config.read_timeout)?;
         let tokens = Arc::new(Tokens::from_settings(&config.token)?);
+        let capabilities = config
+            .capabilities_cache
+            .map(|ttl| Arc::new(CapsCache::new(ttl)));
         Ok(App {
             config: Arc::new(config),
             store,
             upstream,
             tokens,
+            capabilities,
         })
     }
 }

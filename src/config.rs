@@ -135,6 +135,9 @@ pub struct Config {
     /// may be changed by another process (`twitcher.store_cache_seconds`, default 1; 0:
     /// every request reads the database). Writes through this server take effect at once.
     pub store_cache: Option<Duration>,
+    /// Keep finished GetCapabilities answers this long
+    /// (`twitcher.ows_proxy_capabilities_cache`, seconds; default: no cache).
+    pub capabilities_cache: Option<Duration>,
     /// Rewrite the capabilities of `wms` services to lead back through the proxy
     /// (`twitcher.ows_proxy_rewrite_wms`; false keeps the original's pass-through).
     pub rewrite_wms: bool,
@@ -201,6 +204,7 @@ impl Default for Config {
             forward_credentials: false,
             rewrite_wms: true,
             store_cache: Some(Duration::from_secs(1)),
+            capabilities_cache: None,
             trusted_proxies: None,
             max_body_size: DEFAULT_MAX_BODY,
             oauth: true,
@@ -329,19 +333,10 @@ impl Config {
             &mut config.forward_credentials,
         )?;
         settings.bool("twitcher.ows_proxy_rewrite_wms", &mut config.rewrite_wms)?;
-        if let Some(value) = settings.string("twitcher.store_cache_seconds") {
-            let secs: f64 = value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e9)
-                .ok_or_else(|| {
-                    settings.error(
-                        "twitcher.store_cache_seconds",
-                        format!("{value:?} is not a number of seconds (0 turns the cache off)"),
-                    )
-                })?;
-            config.store_cache = (secs > 0.0).then(|| Duration::from_secs_f64(secs));
+        config.capabilities_cache =
+            settings.optional_seconds("twitcher.ows_proxy_capabilities_cache")?;
+        if settings.string("twitcher.store_cache_seconds").is_some() {
+            config.store_cache = settings.optional_seconds("twitcher.store_cache_seconds")?;
         }
         if let Some(list) = settings.string("twitcher.trusted_proxies") {
             let addrs = list
@@ -424,6 +419,7 @@ const KNOWN_APP_KEYS: &[&str] = &[
     "twitcher.ows_proxy_forward_credentials",
     "twitcher.ows_proxy_rewrite_wms",
     "twitcher.store_cache_seconds",
+    "twitcher.ows_proxy_capabilities_cache",
     "twitcher.trusted_proxies",
     "twitcher.max_body_size",
     "twitcher.oauth",
@@ -472,6 +468,25 @@ impl Settings<'_> {
             })?;
         }
         Ok(())
+    }
+
+    /// A number of seconds where 0 (or an empty value) means "off".
+    fn optional_seconds(&self, key: &str) -> Result<Option<Duration>, ConfigError> {
+        let Some(value) = self.string(key).filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let secs: f64 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e9)
+            .ok_or_else(|| {
+                self.error(
+                    key,
+                    format!("{value:?} is not a number of seconds (0 turns it off)"),
+                )
+            })?;
+        Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
     }
 
     fn seconds(&self, key: &str, target: &mut Duration) -> Result<(), ConfigError> {

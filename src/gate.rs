@@ -82,6 +82,9 @@ pub struct Admitted {
     pub request: Option<OwsRequest>,
     /// Why it may pass.
     pub grant: Grant,
+    /// The request carried no credential at all (no token anywhere, no certificate, no
+    /// `Authorization`): its answer cannot depend on who asked.
+    pub anonymous: bool,
     /// The body to forward.
     pub body: ForwardBody,
 }
@@ -205,6 +208,11 @@ impl Gate<'_> {
         } else {
             Grant::Public
         };
+        let anonymous = credentials.token.is_none()
+            && !credentials.certificate_verified
+            && !incoming
+                .headers
+                .contains_key(axum::http::header::AUTHORIZATION);
         let forward = self.config.forward_credentials;
         let extra = if !forward && self.path_token_is_ours(grant, &credentials).await? {
             extra.without_last_element()
@@ -222,6 +230,7 @@ impl Gate<'_> {
             upstream,
             request: ows.request,
             grant,
+            anonymous,
             body: ows.body,
         })
     }

@@ -5,21 +5,26 @@
 //! bytes of an XML POST are held (to read its root element) and at most
 //! [`response::ERROR_BODY_PEEK`] bytes of a backend error.
 
+pub mod caps_cache;
 mod response;
 mod upstream;
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
+use std::sync::Arc;
+
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 
 use crate::app::App;
 use crate::error::OwsError;
-use crate::gate::{Gate, Incoming, Route};
+use crate::gate::{Admitted, Gate, Incoming, Route};
 use crate::ows::capabilities::ByteStream;
 use crate::store::ServiceKind;
+use caps_cache::{CapsCache, Key, Lookup};
 
 /// The handler behind every proxy route.
 pub async fn handle(State(app): State<App>, request: Request) -> Response {
@@ -41,16 +46,59 @@ async fn proxy(app: &App, request: Request) -> Result<Response, OwsError> {
     };
     let service = admitted.service.clone();
     let public_url = response::public_url(app, &service, &parts.headers, incoming(&parts).peer);
-    let upstream =
-        upstream::upstream_request(app, admitted, &parts.method, &parts.headers, rewrite);
-    let answer = upstream.send().await.map_err(upstream::upstream_error)?;
-    match service.kind() {
-        ServiceKind::Wps => response::wps_response(&service, answer, public_url).await,
-        ServiceKind::Wms if rewrite => {
-            response::rewritten_passthrough(&service, answer, public_url).await
+    let cache = cache_key(app, &admitted, &parts.method, &public_url);
+    let mut conditions = None;
+    if let Some((cache, key)) = &cache {
+        match cache.lookup(key) {
+            Lookup::Fresh(response) => return Ok(response),
+            Lookup::Revalidate { conditions: c } => conditions = Some(c),
+            Lookup::Miss => {}
         }
-        ServiceKind::Wms | ServiceKind::Other => Ok(response::passthrough_response(answer)),
     }
+    let mut upstream =
+        upstream::upstream_request(app, admitted, &parts.method, &parts.headers, rewrite);
+    if let Some(conditions) = conditions {
+        upstream = upstream.headers(conditions);
+    }
+    let answer = upstream.send().await.map_err(upstream::upstream_error)?;
+    let policy = caps_cache::Policy::of(answer.headers());
+    if let Some((cache, key)) = &cache
+        && answer.status() == StatusCode::NOT_MODIFIED
+        && let Some(kept) = cache.renew(key, &policy)
+    {
+        return Ok(kept);
+    }
+    let response = match service.kind() {
+        ServiceKind::Wps => response::wps_response(&service, answer, public_url).await?,
+        ServiceKind::Wms if rewrite => {
+            response::rewritten_passthrough(&service, answer, public_url).await?
+        }
+        ServiceKind::Wms | ServiceKind::Other => response::passthrough_response(answer),
+    };
+    Ok(match cache {
+        Some((cache, key)) => cache.keep(key, policy, response),
+        None => response,
+    })
+}
+
+/// The cache and key for a request whose answer may be kept: a GET GetCapabilities,
+/// anonymous unless the service is public.
+fn cache_key<'a>(
+    app: &'a App,
+    admitted: &Admitted,
+    method: &Method,
+    public_url: &str,
+) -> Option<(&'a Arc<CapsCache>, Key)> {
+    let cache = app.capabilities.as_ref()?;
+    let is_caps = admitted
+        .request
+        .as_ref()
+        .is_some_and(|r| r.request == "getcapabilities");
+    let anyone = admitted.anonymous || admitted.service.is_public();
+    (*method == Method::GET && is_caps && anyone).then(|| {
+        let query = admitted.upstream.query().unwrap_or("");
+        (cache, Key::new(&admitted.service, public_url, query))
+    })
 }
 
 /// The gate over this app's store, tokens and settings.
