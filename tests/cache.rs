@@ -43,17 +43,22 @@ async fn rpc(app: &TestApp, method: &str, params: &[&str]) -> String {
     response.text().await.unwrap()
 }
 
+/// A new XML-RPC token.
+async fn generate_token(app: &TestApp) -> String {
+    let answer = rpc(app, "generate_token", &[]).await;
+    answer
+        .split("<string>")
+        .find_map(|s| s.split("</string>").next().filter(|t| t.len() == 32))
+        .expect("token")
+        .to_string()
+}
+
 #[tokio::test]
 async fn revocation_takes_effect_on_the_next_request() {
     let dir = tempfile::TempDir::new().unwrap();
     let (app, backend) = setup(&dir).await;
     app.register(Service::new("emu", backend.url("/a"))).await;
-    let answer = rpc(&app, "generate_token", &[]).await;
-    let token = answer
-        .split("<string>")
-        .find_map(|s| s.split("</string>").next().filter(|t| t.len() == 32))
-        .expect("token")
-        .to_string();
+    let token = generate_token(&app).await;
     let execute = format!("/ows/proxy/emu?{EXECUTE}&access_token={token}");
     assert_eq!(app.get(&execute).await.status(), 200);
     assert!(
@@ -63,12 +68,7 @@ async fn revocation_takes_effect_on_the_next_request() {
     );
     assert_eq!(app.get(&execute).await.status(), 401);
 
-    let answer = rpc(&app, "generate_token", &[]).await;
-    let token = answer
-        .split("<string>")
-        .find_map(|s| s.split("</string>").next().filter(|t| t.len() == 32))
-        .expect("token")
-        .to_string();
+    let token = generate_token(&app).await;
     let execute = format!("/ows/proxy/emu?{EXECUTE}&access_token={token}");
     assert_eq!(app.get(&execute).await.status(), 200);
     rpc(&app, "revoke_all_tokens", &[]).await;

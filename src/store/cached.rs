@@ -80,6 +80,18 @@ impl CachedStore {
         Ok(map)
     }
 
+    /// A write's result, after forgetting what it may have changed (also when it failed:
+    /// a failed write may still have reached the database).
+    fn forgetting<T>(
+        &self,
+        services: bool,
+        tokens: bool,
+        result: StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.forget(services, tokens);
+        result
+    }
+
     /// Forgets what a write may have changed, before the write's caller goes on.
     fn forget(&self, services: bool, tokens: bool) {
         self.write(|s| {
@@ -113,28 +125,20 @@ impl Store for CachedStore {
     }
 
     async fn save_service(&self, service: &Service) -> StoreResult<()> {
-        let result = self.inner.save_service(service).await;
-        self.forget(true, false);
-        result
+        self.forgetting(true, false, self.inner.save_service(service).await)
     }
 
     async fn delete_service(&self, name: &str) -> StoreResult<bool> {
-        let result = self.inner.delete_service(name).await;
-        self.forget(true, false);
-        result
+        self.forgetting(true, false, self.inner.delete_service(name).await)
     }
 
     async fn clear_services(&self) -> StoreResult<()> {
-        let result = self.inner.clear_services().await;
-        self.forget(true, false);
-        result
+        self.forgetting(true, false, self.inner.clear_services().await)
     }
 
     async fn save_access_token(&self, token: &AccessToken) -> StoreResult<()> {
         // A new token may replace one of the same string: forget the old one.
-        let result = self.inner.save_access_token(token).await;
-        self.forget(false, true);
-        result
+        self.forgetting(false, true, self.inner.save_access_token(token).await)
     }
 
     async fn access_token(&self, token: &str) -> StoreResult<Option<AccessToken>> {
@@ -142,15 +146,11 @@ impl Store for CachedStore {
     }
 
     async fn delete_access_token(&self, token: &str) -> StoreResult<bool> {
-        let result = self.inner.delete_access_token(token).await;
-        self.forget(false, true);
-        result
+        self.forgetting(false, true, self.inner.delete_access_token(token).await)
     }
 
     async fn clear_access_tokens(&self) -> StoreResult<()> {
-        let result = self.inner.clear_access_tokens().await;
-        self.forget(false, true);
-        result
+        self.forgetting(false, true, self.inner.clear_access_tokens().await)
     }
 
     async fn save_client(&self, client: &OAuthClient) -> StoreResult<()> {
@@ -162,9 +162,7 @@ impl Store for CachedStore {
     }
 
     async fn save_oauth_token(&self, token: &OAuthToken) -> StoreResult<()> {
-        let result = self.inner.save_oauth_token(token).await;
-        self.forget(false, true);
-        result
+        self.forgetting(false, true, self.inner.save_oauth_token(token).await)
     }
 
     async fn oauth_token(&self, access_token: &str) -> StoreResult<Option<OAuthToken>> {
@@ -172,9 +170,11 @@ impl Store for CachedStore {
     }
 
     async fn delete_oauth_token(&self, access_token: &str) -> StoreResult<bool> {
-        let result = self.inner.delete_oauth_token(access_token).await;
-        self.forget(false, true);
-        result
+        self.forgetting(
+            false,
+            true,
+            self.inner.delete_oauth_token(access_token).await,
+        )
     }
 
     async fn find_token(&self, token: &str) -> StoreResult<Option<StoredToken>> {
