@@ -77,6 +77,19 @@ impl Encoding {
         }
     }
 
+    /// Whether the bytes after decoding are UTF-8 (so must be valid UTF-8) given the
+    /// declared encoding, if any.
+    pub fn is_utf8(self, declared: Option<&str>) -> bool {
+        match self {
+            Encoding::AsciiCompatible { bom: 3 } => true,
+            Encoding::AsciiCompatible { .. } => declared
+                .is_none_or(|d| matches!(d.trim().to_ascii_lowercase().as_str(), "utf-8" | "utf8")),
+            // Transcoded to UTF-8 by `to_utf8`.
+            Encoding::Utf16 { .. } | Encoding::Utf32 { .. } => true,
+            Encoding::Unsupported => false,
+        }
+    }
+
     /// Whether an XML declaration's `encoding` name agrees with the detected encoding. A
     /// disagreement is a body two parsers may read differently: refused.
     pub fn accepts_declared(self, declared: &str) -> bool {
@@ -101,8 +114,9 @@ impl Encoding {
     }
 
     /// The body as UTF-8 without its byte-order mark, for reading its markup. An incomplete
-    /// trailing code unit of a prefix is left out; unpaired surrogates become U+FFFD (they
-    /// are not well-formed XML and only matter if they precede the root).
+    /// trailing code unit of a prefix is left out; what does not decode (an unpaired
+    /// surrogate, a number beyond Unicode) becomes NUL, which XML forbids, so the scan of
+    /// the root refuses it where it matters.
     pub fn to_utf8(self, body: &[u8]) -> Cow<'_, [u8]> {
         match self {
             Encoding::AsciiCompatible { bom } => Cow::Borrowed(&body[bom.min(body.len())..]),
@@ -115,7 +129,7 @@ impl Encoding {
                     }
                 });
                 let text: String = char::decode_utf16(units)
-                    .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                    .map(|c| c.unwrap_or('\0'))
                     .collect();
                 Cow::Owned(text.into_bytes())
             }
@@ -129,7 +143,7 @@ impl Encoding {
                         } else {
                             u32::from_be_bytes(unit)
                         };
-                        char::from_u32(n).unwrap_or(char::REPLACEMENT_CHARACTER)
+                        char::from_u32(n).unwrap_or('\0')
                     })
                     .collect();
                 Cow::Owned(text.into_bytes())

@@ -221,6 +221,10 @@ pub enum RootScan {
 /// agreeing with the detected encoding), comments, processing instructions and whitespace
 /// may stand; a DOCTYPE is refused. Entities are never expanded. Linear in the prefix.
 pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
+    if prefix.len() < 4 && !complete {
+        // Too short to tell a byte-order mark from the start of a document.
+        return RootScan::NeedMore;
+    }
     let encoding = Encoding::detect(prefix);
     if encoding == Encoding::Unsupported {
         return RootScan::Found(Err(RequestError::Encoding));
@@ -232,6 +236,7 @@ pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
             "Start tag expected, '<' not found".into(),
         )));
     }
+    let mut declared: Option<String> = None;
     let mut reader = NsReader::from_reader(text.as_ref());
     let config = reader.config_mut();
     config.trim_text(false);
@@ -254,13 +259,23 @@ pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
                     ))));
                 }
                 let end = reader.buffer_position() as usize;
-                if let Some(c) = text[..end.min(text.len())]
-                    .iter()
-                    .find(|b| is_forbidden(**b))
-                {
+                let head = &text[..end.min(text.len())];
+                if let Some(c) = head.iter().find(|b| is_forbidden(**b)) {
                     return RootScan::Found(Err(malformed(&format!(
                         "character U+{c:04X} is not allowed in XML"
                     ))));
+                }
+                if encoding.is_utf8(declared.as_deref()) {
+                    if std::str::from_utf8(head).is_err() {
+                        return RootScan::Found(Err(malformed("the text is not valid UTF-8")));
+                    }
+                    // U+FFFE and U+FFFF are no XML characters.
+                    let has = |n: &[u8]| memchr::memmem::find(head, n).is_some();
+                    if has(b"\xEF\xBF\xBE") || has(b"\xEF\xBF\xBF") {
+                        return RootScan::Found(Err(malformed(
+                            "characters U+FFFE and U+FFFF are not allowed in XML",
+                        )));
+                    }
                 }
                 if e.name().prefix().is_some_and(|p| p.as_ref() == b"xmlns") {
                     return RootScan::Found(Err(malformed(
@@ -270,8 +285,8 @@ pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
                 return RootScan::Found(root_request(&reader, e));
             }
             Event::Decl(ref decl) => {
-                if decl.version().is_err() {
-                    return RootScan::Found(Err(malformed("the XML declaration needs a version")));
+                if !is_well_formed_declaration(decl) {
+                    return RootScan::Found(Err(malformed("the XML declaration is malformed")));
                 }
                 if position != 0 {
                     return RootScan::Found(Err(malformed(
@@ -279,13 +294,15 @@ pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
                     )));
                 }
                 match decl.encoding() {
-                    Some(Ok(name))
-                        if !encoding.accepts_declared(&String::from_utf8_lossy(&name)) =>
-                    {
-                        return RootScan::Found(Err(RequestError::Encoding));
+                    Some(Ok(name)) => {
+                        let name = String::from_utf8_lossy(&name).into_owned();
+                        if !encoding.accepts_declared(&name) {
+                            return RootScan::Found(Err(RequestError::Encoding));
+                        }
+                        declared = Some(name);
                     }
                     Some(Err(e)) => return RootScan::Found(Err(malformed(&e.to_string()))),
-                    _ => {}
+                    None => {}
                 }
             }
             Event::DocType(_) => return RootScan::Found(Err(RequestError::Doctype)),
@@ -326,6 +343,69 @@ fn malformed(detail: &str) -> RequestError {
         .take(200)
         .collect();
     RequestError::Malformed(format!("The XML request is not well-formed: {detail}"))
+}
+
+/// `xml` S `version` Eq 1.x [S `encoding` Eq name] [S `standalone` Eq yes|no] S? — in that
+/// order, each once (XML 1.0 §2.8, §4.3.3); quick-xml reads declarations leniently.
+fn is_well_formed_declaration(decl: &quick_xml::events::BytesDecl<'_>) -> bool {
+    let content: &[u8] = decl;
+    let Some(mut rest) = content.strip_prefix(b"xml") else {
+        return false;
+    };
+    let mut expected: &[&[u8]] = &[b"version", b"encoding", b"standalone"];
+    let mut first = true;
+    loop {
+        let trimmed = rest.trim_ascii_start();
+        let spaced = trimmed.len() < rest.len();
+        rest = trimmed;
+        if rest.is_empty() {
+            return !first;
+        }
+        if !spaced {
+            return false;
+        }
+        let name_end = rest.iter().position(|b| *b == b'=' || is_xml_space(*b));
+        let Some(name_end) = name_end else {
+            return false;
+        };
+        let name = &rest[..name_end];
+        let Some(at) = expected.iter().position(|e| *e == name) else {
+            return false;
+        };
+        if first && at != 0 {
+            return false;
+        }
+        expected = &expected[at + 1..];
+        let after = rest[name_end..].trim_ascii_start();
+        let Some(after) = after.strip_prefix(b"=") else {
+            return false;
+        };
+        let after = after.trim_ascii_start();
+        let Some(&quote) = after.first().filter(|q| matches!(q, b'"' | b'\'')) else {
+            return false;
+        };
+        let Some(len) = after[1..].iter().position(|b| *b == quote) else {
+            return false;
+        };
+        let value = &after[1..1 + len];
+        let valid = match name {
+            b"version" => value
+                .strip_prefix(b"1.")
+                .is_some_and(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit)),
+            b"encoding" => {
+                value.first().is_some_and(u8::is_ascii_alphabetic)
+                    && value
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            }
+            _ => value == b"yes" || value == b"no",
+        };
+        if !valid {
+            return false;
+        }
+        rest = &after[len + 2..];
+        first = false;
+    }
 }
 
 /// C0 controls other than tab, LF and CR: never allowed in an XML document.
