@@ -351,3 +351,11 @@ fn finding_prefix_shorter_than_a_byte_order_mark() {
         }
     }
 }
+
+#[test]
+fn regression_non_ascii_bytes_in_a_declared_ascii_document() {
+    // Found by `fuzz_xml_root` (seed 285743800728277328538881132144525364573): libxml2
+    // refuses bytes above 0x7F in a document that declares US-ASCII.
+    let text = "<?xml version=\"1.0\" encoding='us-ascii'?><!--\u{FFFE}é--><DescribeProcess service=\"WPS\" version=\"1.0.0\"/>";
+    assert!(fuzz::xml::scan_complete(text.as_bytes()).is_err());
+}

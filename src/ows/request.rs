@@ -265,6 +265,12 @@ pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
                         "character U+{c:04X} is not allowed in XML"
                     ))));
                 }
+                let ascii = declared.as_deref().is_some_and(|d| {
+                    matches!(d.trim().to_ascii_lowercase().as_str(), "us-ascii" | "ascii")
+                });
+                if ascii && !head.is_ascii() {
+                    return RootScan::Found(Err(malformed("the text is not ASCII as declared")));
+                }
                 if encoding.is_utf8(declared.as_deref()) {
                     if std::str::from_utf8(head).is_err() {
                         return RootScan::Found(Err(malformed("the text is not valid UTF-8")));
