@@ -29,6 +29,7 @@ COLUMNS = {  # key: heading
     "original": "original 0.5.5",
 }
 
+CACHE_SECONDS = 1
 EXECUTE = "service=WPS&request=Execute&version=1.0.0&identifier=hello&DataInputs=name=tux"
 GETMAP = ("service=WMS&request=GetMap&version=1.3.0&layers=bench&styles=&crs=EPSG:4326"
           "&bbox=-90,-180,90,180&width=256&height=256&format=image/png")
@@ -45,12 +46,16 @@ class Row:
     expect: int = 200
     header: str = ""  # {oauth} / {jwt}: an OAuth2 token of twitcher
     baseline: str = ""  # row whose backend/nginx measurements stand for this one's
+    instance: str = "twitcher"  # which twitcher serves the twitcher column
 
 
 ALL = tuple(COLUMNS)
 ROWS = [
     Row("getcaps", "GetCapabilities (rewritten)", "wps",
         "service=WPS&request=GetCapabilities", ALL, "caps"),
+    Row("getcaps_cached", f"GetCapabilities, capabilities cache {CACHE_SECONDS} s", "wps",
+        "service=WPS&request=GetCapabilities", ("twitcher",), "caps", baseline="getcaps",
+        instance="cached"),
     Row("describe", "DescribeProcess", "wps",
         "service=WPS&request=DescribeProcess&version=1.0.0&identifier=hello", ALL,
         "ProcessDescriptions"),
@@ -125,12 +130,13 @@ class Bench:
             self.server_cpus = self.load_cpus = None
             self.server_cores = self.load_cores = cores
         self.port = {k: stack.free_port() for k in ("backend", "nginx", "subfilter",
-                                                    "twitcher", "helper", "original")}
+                                                    "twitcher", "helper", "cached", "original")}
         self.addr = {k: f"{LOOPBACK}:{p}" for k, p in self.port.items()}
         self.tokens = {}  # column -> XML-RPC token
         self.oauth = self.jwt = ""
         self.skipped = {}  # column -> why it has no numbers
         self.twitcher_proc = self.original_proc = None
+        self.no_cache = ""  # why the cached instance does not run, if it does not
         self.results = {}  # (row key, column, connections) -> Summary or str (why not)
         self.notes = []
 
@@ -174,6 +180,20 @@ class Bench:
         if self.jwt.count(".") != 2 or len(self.oauth) > 40:
             raise RuntimeError(f"expected a random OAuth token and a JWT, got "
                                f"{self.oauth[:20]}… and {self.jwt[:20]}…")
+        if any(r.instance == "cached" for r in self.selected_rows()):
+            self.start_cached(binary)
+
+    def start_cached(self, binary):
+        """A third instance on the same database with the opt-in GetCapabilities cache."""
+        key = "twitcher.ows_proxy_capabilities_cache"
+        ini = stack.twitcher_ini(self.work, "cached", self.port["cached"], "signed_token",
+                                 extra=f"{key} = {CACHE_SECONDS}")
+        proc = self.procs.start("cached", [binary, "serve", str(ini)], cpus=self.server_cpus)
+        stack.wait_http(proc, f"http://{self.addr['cached']}/health", "cached", self.procs)
+        if f"unknown key {key}" in (self.work / "cached.log").read_text(errors="replace"):
+            # An older twitcher ignores the key: its numbers would be the uncached ones.
+            self.procs.stop(proc)
+            self.no_cache = f"this twitcher has no {key}"
 
     def start_original(self):
         venv = os.environ.get("ORIGINAL_VENV", "")
@@ -209,11 +229,15 @@ class Bench:
 
     # --- cells -----------------------------------------------------------------------------
 
-    def url(self, column, service, query):
+    def server(self, column, row=None):
+        """The address measured in a column (the twitcher column: the row's instance)."""
+        return self.addr[row.instance if row and column == "twitcher" else column]
+
+    def url(self, column, service, query, row=None):
         query = query.format(token=self.tokens.get(column, self.tokens["twitcher"]))
         if column == "backend":
             return f"http://{self.addr['backend']}/{service}?{query}"
-        return f"http://{self.addr[column]}/ows/proxy/{service}?{query}"
+        return f"http://{self.server(column, row)}/ows/proxy/{service}?{query}"
 
     def header(self, row):
         return row.header.format(oauth=self.oauth, jwt=self.jwt) if row.header else ""
@@ -232,7 +256,7 @@ class Bench:
             if column in ("backend", "nginx"):
                 wanted = backend_url  # no rewriting there
             else:
-                wanted = f"http://{self.addr[column]}/ows/proxy/wps".encode()
+                wanted = f"http://{self.server(column, row)}/ows/proxy/wps".encode()
             if b"wps:Capabilities" not in body or wanted not in body:
                 return f"capabilities without {wanted.decode()}"
             if column not in ("backend", "nginx") and backend_url in body:
@@ -244,11 +268,13 @@ class Bench:
         columns = [c for c in row.columns if c not in self.skipped]
         urls = {}
         for column in columns:
-            url = self.url(column, row.service, row.query)
+            url = self.url(column, row.service, row.query, row)
             try:
                 problem = self.check_answer(row, column, url)
             except OSError as e:
                 problem = f"no answer: {e}"
+            if row.instance == "cached" and self.no_cache:
+                problem = self.no_cache
             if problem:
                 say(f"{row.key} / {column}: check FAILED, not measured: {problem}")
                 for c in self.args.connections:
@@ -363,7 +389,8 @@ class Bench:
     @staticmethod
     def anchors(row):
         """Columns of the baseline row shown in a row that reuses them."""
-        rewrites = row.key in ("getcaps", "describe", "execute", "public", "oauth", "jwt")
+        rewrites = row.key in ("getcaps", "getcaps_cached", "describe", "execute", "public",
+                               "oauth", "jwt")
         return ("backend", "nginx", "subfilter") if rewrites else ("backend", "nginx")
 
     def selected_rows(self):
@@ -381,8 +408,9 @@ class Bench:
                    f"after a {a.warmup} s warm-up · p50/p99 latency in ms (medians over rounds); "
                    "1 GiB rows: MiB/s of one curl download, median (min–max) of "
                    f"{a.rounds}, peak RSS (VmHWM) of the proxy process during it. "
-                   "`= …`: the Execute row's measurement (backend and nginx ignore the token; "
-                   "a refusal's fair anchor is nginx proxying the request). "
+                   "`= …`: the measurement of the row this one stands in for: Execute's "
+                   "(backend and nginx ignore tokens; a refusal's fair anchor is nginx proxying "
+                   "the request), GetCapabilities' for the cached row. "
                    "⚠: see the problems below; **FAILED**: not measured.")
         problems = [f"- {key} / {col} / c={conns}: " + "; ".join(dict.fromkeys(r.problems))
                     for (key, col, conns), r in self.results.items()

@@ -243,6 +243,7 @@ twitcher.token.keyfile = {keys}/test-signing-key.pem
 twitcher.token.certfile = {keys}/test-signing-cert.pem
 twitcher.token.expires_in = 86400
 twitcher.token.issuer = twitcher
+{extra}
 
 [server:main]
 listen = {addr}
@@ -336,10 +337,11 @@ def oauth_token(base_url, client):
     return json.loads(body)["access_token"]
 
 
-def twitcher_ini(work, name, port, token_type):
+def twitcher_ini(work, name, port, token_type, extra=""):
     path = work / f"{name}.ini"
     path.write_text(TWITCHER_INI.format(db=work / "twitcher.sqlite", addr=f"{LOOPBACK}:{port}",
-                                        token_type=token_type, keys=ROOT / "fixtures/keys"))
+                                        token_type=token_type, keys=ROOT / "fixtures/keys",
+                                        extra=extra))
     return path
 
 
