@@ -327,13 +327,11 @@ impl Gate<'_> {
         match (&credentials.token, grant) {
             (_, Grant::Token(TokenSource::LastPathElement)) => Ok(true),
             (Some((token, TokenSource::LastPathElement)), _) => {
-                if self.store.find_token(token).await?.is_some() {
-                    return Ok(true);
-                }
                 let now = crate::clock::now();
                 match self.tokens.verify_compute(self.store, token, now).await {
                     Ok(()) | Err(TokenError::Expired) => Ok(true),
-                    Err(TokenError::Invalid) => Ok(false),
+                    // Stored but not for compute (a register token): still ours.
+                    Err(TokenError::Invalid) => Ok(self.store.find_token(token).await?.is_some()),
                     Err(TokenError::Store(e)) => Err(Denied::Store(e)),
                 }
             }
