@@ -284,6 +284,10 @@ impl Tokens {
         token: &str,
         now: i64,
     ) -> Result<(), TokenError> {
+        // A JWT verified before needs no store lookup (JWTs are never stored).
+        if self.verified().contains_key(token) {
+            return self.check_jwt(token, Scope::Compute, now);
+        }
         match store.find_token(token).await? {
             Some(StoredToken::Rpc(t)) if t.expires_at > now => Ok(()),
             Some(StoredToken::Rpc(_)) => Err(TokenError::Expired),
