@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Canned, StubBackend, TestApp};
+use common::{Canned, StubBackend, TestApp, rpc};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use twitcher::store::Service;
@@ -1064,26 +1064,6 @@ async fn paths_beside_the_routes_are_not_found() {
 // ---------------------------------------------------------------------------------------
 // One registry
 // ---------------------------------------------------------------------------------------
-
-async fn rpc(app: &TestApp, method: &str, params: &[&str]) -> String {
-    let params: String = params
-        .iter()
-        .map(|p| format!("<param><value><string>{p}</string></value></param>"))
-        .collect();
-    let body = format!(
-        "<?xml version='1.0'?>\n<methodCall>\n<methodName>{method}</methodName>\n<params>\n{params}</params>\n</methodCall>\n"
-    );
-    let response = app
-        .client
-        .post(format!("{}/RPC2", app.base))
-        .header("Content-Type", "text/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.text().await.unwrap()
-}
 
 #[tokio::test]
 async fn rest_and_xmlrpc_share_one_registry_with_the_proxy() {

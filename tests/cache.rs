@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Canned, StubBackend, TestApp};
+use common::{Canned, StubBackend, TestApp, rpc};
 use twitcher::store::cached::CachedStore;
 use twitcher::store::sqlite::SqliteStore;
 use twitcher::store::{Service, Store};
@@ -22,25 +22,6 @@ async fn setup(dir: &tempfile::TempDir) -> (TestApp, StubBackend) {
     backend.route("/a", Canned::ok("text/xml", "<a/>"));
     backend.route("/b", Canned::ok("text/xml", "<b/>"));
     (app, backend)
-}
-
-async fn rpc(app: &TestApp, method: &str, params: &[&str]) -> String {
-    let params: String = params
-        .iter()
-        .map(|p| format!("<param><value><string>{p}</string></value></param>"))
-        .collect();
-    let body = format!(
-        "<?xml version='1.0'?><methodCall><methodName>{method}</methodName><params>{params}</params></methodCall>"
-    );
-    let response = app
-        .client
-        .post(format!("{}/RPC2", app.base))
-        .header("Content-Type", "text/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    response.text().await.unwrap()
 }
 
 /// A new XML-RPC token.

@@ -41,13 +41,17 @@ async fn token_request(
     app: &TestApp,
     form: &[(&str, &str)],
 ) -> (u16, reqwest::header::HeaderMap, String) {
-    let response = app
-        .client
-        .post(format!("{}/oauth/token", app.base))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
+    answer(
+        app.client
+            .post(format!("{}/oauth/token", app.base))
+            .form(form),
+    )
+    .await
+}
+
+/// Status, headers and body of a request.
+async fn answer(request: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     (status, headers, response.text().await.unwrap())
@@ -585,16 +589,12 @@ async fn token_get(
     app: &TestApp,
     query: &[(&str, &str)],
 ) -> (u16, reqwest::header::HeaderMap, String) {
-    let response = app
-        .client
-        .get(format!("{}/oauth/token", app.base))
-        .query(query)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, headers, response.text().await.unwrap())
+    answer(
+        app.client
+            .get(format!("{}/oauth/token", app.base))
+            .query(query),
+    )
+    .await
 }
 
 #[tokio::test]

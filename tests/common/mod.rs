@@ -91,6 +91,28 @@ impl TestApp {
     }
 }
 
+/// Calls an XML-RPC method on `/RPC2` with string parameters; returns the response body
+/// (the HTTP status must be 200: XML-RPC answers faults in the body).
+pub async fn rpc(app: &TestApp, method: &str, params: &[&str]) -> String {
+    let params: String = params
+        .iter()
+        .map(|p| format!("<param><value><string>{p}</string></value></param>"))
+        .collect();
+    let body = format!(
+        "<?xml version='1.0'?>\n<methodCall>\n<methodName>{method}</methodName>\n<params>\n{params}</params>\n</methodCall>\n"
+    );
+    let response = app
+        .client
+        .post(format!("{}/RPC2", app.base))
+        .header("Content-Type", "text/xml")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200, "/RPC2 answers faults with 200");
+    response.text().await.expect("body")
+}
+
 /// A canned backend answer.
 #[derive(Clone, Debug)]
 pub struct Canned {
