@@ -93,18 +93,20 @@ fn find_token(
     form_token: Option<&str>,
     extra_path: &ExtraPath,
 ) -> Option<(String, TokenSource)> {
-    let param = |name: &str| {
-        url::form_urlencoded::parse(query.as_bytes())
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .last()
-            .filter(|v| !v.is_empty())
-    };
-    if let Some(t) = param("token") {
-        return Some((t, TokenSource::QueryToken));
+    // One pass over the query for both parameters; the last value of each counts.
+    let (mut token, mut access_token) = (None, None);
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "token" => token = Some(value),
+            "access_token" => access_token = Some(value),
+            _ => {}
+        }
     }
-    if let Some(t) = param("access_token") {
-        return Some((t, TokenSource::QueryAccessToken));
+    if let Some(t) = token.filter(|t| !t.is_empty()) {
+        return Some((t.into_owned(), TokenSource::QueryToken));
+    }
+    if let Some(t) = access_token.filter(|t| !t.is_empty()) {
+        return Some((t.into_owned(), TokenSource::QueryAccessToken));
     }
     if let Some(t) = header_str(headers, ACCESS_TOKEN_HEADER).filter(|t| !t.is_empty()) {
         return Some((t.to_string(), TokenSource::AccessTokenHeader));
