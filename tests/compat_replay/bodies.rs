@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::bytes::{first_difference, mask_json_strings, snippet};
 use crate::compare::BodyContext;
+use crate::t06::pairs;
 use crate::upstream::{strip_token_params, upstream_headers};
 use crate::wire::Message;
 
@@ -23,22 +24,7 @@ pub fn compare_echo(expected: &[u8], got: &[u8], context: BodyContext) -> Option
             .unwrap_or_default()
             .to_string()
     };
-    let headers = |v: &Value| -> Vec<(String, String)> {
-        v.get("headers")
-            .and_then(Value::as_array)
-            .map(|pairs| {
-                pairs
-                    .iter()
-                    .filter_map(|p| {
-                        Some((
-                            p.get(0)?.as_str()?.to_string(),
-                            p.get(1)?.as_str()?.to_string(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let headers = |v: &Value| pairs(&v["headers"]);
     let strip = context.strip_credentials;
     let mut problems = Vec::new();
     for key in ["method", "path", "request_version", "body"] {

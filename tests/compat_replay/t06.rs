@@ -265,7 +265,8 @@ pub fn load_t06(dir: &Path) -> Res<Vec<Case>> {
 }
 
 /// `[name, value]` pairs of a recorded header list.
-fn pairs(v: &Value) -> Vec<(String, String)> {
+/// `[[name, value], …]` of a JSON transcript as pairs (anything else: none).
+pub fn pairs(v: &Value) -> Vec<(String, String)> {
     v.as_array()
         .map(|a| {
             a.iter()
