@@ -6,6 +6,7 @@ use std::io;
 use bytes::Bytes;
 use futures_util::stream;
 use quick_xml::NsReader;
+use quick_xml::events::Event;
 
 use super::tee::TeeReader;
 use super::walker::Walker;
@@ -22,6 +23,8 @@ struct CapsState {
     buf: Vec<u8>,
     /// Decides and performs the rewriting of each event.
     walker: Walker,
+    /// The input has been gathered once (at the first step).
+    gathered: bool,
     /// The document ended well; only the pending record remains to be sent.
     ended: bool,
     /// Nothing more to produce.
@@ -46,47 +49,78 @@ impl CapsState {
                 self.finished = true;
                 return None;
             }
-            if let Err(e) = self.step().await {
+            let stepped = if self.reader.get_ref().eof {
+                self.step_in_hand()
+            } else {
+                self.step().await
+            };
+            if let Err(e) = stepped {
                 self.finished = true;
                 return Some(Err(e));
             }
         }
     }
 
-    /// Reads and handles one event.
-    async fn step(&mut self) -> io::Result<()> {
-        let Self {
-            reader,
-            buf,
-            walker,
-            ..
-        } = self;
-        // Don't keep the memory of one huge event for the rest of the document.
-        if buf.capacity() > 4 * FLUSH_BYTES {
-            *buf = Vec::new();
+    /// Handles events synchronously, the whole rest of the input being in hand, until
+    /// output is due.
+    fn step_in_hand(&mut self) -> io::Result<()> {
+        while !self.ended && self.reader.get_ref().record.len() < FLUSH_BYTES {
+            self.begin_event();
+            let event = self.reader.read_event_into(&mut self.buf);
+            self.ended = finish_event(&mut self.reader, &mut self.walker, event)?;
         }
-        buf.clear();
-        let tee = reader.get_mut();
-        tee.base = tee.record.len();
-        let event = match reader.read_event_into_async(buf).await {
-            Ok(event) => event,
-            Err(e) => {
-                let position = reader.error_position();
-                let tee = reader.get_mut();
-                if let Some(upstream) = tee.upstream_error.take() {
-                    return Err(upstream);
-                }
-                if tee.limit_reached() {
-                    return Err(invalid(format!(
-                        "XML construct larger than {} bytes",
-                        tee.limit
-                    )));
-                }
-                return Err(invalid(format!("malformed XML at byte {position}: {e}")));
-            }
-        };
-        self.ended = walker.handle(reader, event)?;
         Ok(())
+    }
+
+    /// Reads and handles one event, waiting for input as needed.
+    async fn step(&mut self) -> io::Result<()> {
+        if !self.gathered || self.reader.get_ref().chunk.is_empty() {
+            self.gathered = true;
+            if self.reader.get_mut().gather().await {
+                return self.step_in_hand();
+            }
+        }
+        self.begin_event();
+        let event = self.reader.read_event_into_async(&mut self.buf).await;
+        self.ended = finish_event(&mut self.reader, &mut self.walker, event)?;
+        Ok(())
+    }
+
+    /// Prepares the event buffer and the record for the next event.
+    fn begin_event(&mut self) {
+        // Don't keep the memory of one huge event for the rest of the document.
+        if self.buf.capacity() > 4 * FLUSH_BYTES {
+            self.buf = Vec::new();
+        }
+        self.buf.clear();
+        let tee = self.reader.get_mut();
+        tee.base = tee.record.len();
+    }
+}
+
+/// Hands a parsed event to the walker, or turns a parse failure into the stream's error;
+/// returns whether the document ended.
+fn finish_event(
+    reader: &mut NsReader<TeeReader>,
+    walker: &mut Walker,
+    event: quick_xml::Result<Event<'_>>,
+) -> io::Result<bool> {
+    match event {
+        Ok(event) => walker.handle(reader, event),
+        Err(e) => {
+            let position = reader.error_position();
+            let tee = reader.get_mut();
+            if let Some(upstream) = tee.upstream_error.take() {
+                return Err(upstream);
+            }
+            if tee.limit_reached() {
+                return Err(invalid(format!(
+                    "XML construct larger than {} bytes",
+                    tee.limit
+                )));
+            }
+            Err(invalid(format!("malformed XML at byte {position}: {e}")))
+        }
     }
 }
 
@@ -97,6 +131,7 @@ pub(super) fn caps_stream(reader: NsReader<TeeReader>, buf: Vec<u8>, walker: Wal
         reader,
         buf,
         walker,
+        gathered: false,
         ended: false,
         finished: false,
     };

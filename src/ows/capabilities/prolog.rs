@@ -48,7 +48,7 @@ impl TeeReader {
 
     /// Consumes (and so records) the next `n` buffered bytes.
     fn consume_bytes(&mut self, n: usize) {
-        Pin::new(self).consume(n);
+        self.record_consumed(n);
     }
 
     /// The buffered bytes up to the limit, reading more if none are; empty at the end.
