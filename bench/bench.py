@@ -138,6 +138,7 @@ class Bench:
         self.twitcher_proc = self.original_proc = None
         self.no_cache = ""  # why the cached instance does not run, if it does not
         self.results = {}  # (row key, column, connections) -> Summary or str (why not)
+        self.connects = {}  # (row key, column, connections) -> [connects per 10k requests]
         self.notes = []
 
     # --- servers ---------------------------------------------------------------------------
@@ -292,8 +293,10 @@ class Bench:
             for rnd in range(self.args.rounds):
                 for column, url in urls.items():
                     before = stack.backend_requests(self.addr["backend"]) if row.expect != 200 else 0
+                    counted = stack.backend_counters(self.addr["backend"])
                     run = measure.wrk(url, conns, self.args.duration, self.load_cores,
                                       self.load_cpus, headers)
+                    self.count_connects(row, column, conns, counted)
                     if row.expect != 200:
                         # stub_status counts its own request: 1 means nothing else came.
                         reached = stack.backend_requests(self.addr["backend"]) - before - 1
@@ -305,6 +308,33 @@ class Bench:
             for column, col_runs in runs.items():
                 self.results[(row.key, column, conns)] = measure.summarize(
                     col_runs, row.expect < 300)
+
+    def count_connects(self, row, column, conns, before):
+        """Records the connections the proxy in `column` opened to the backend per 10 000
+        requests it sent there since `before` (the backend's counters)."""
+        if row.expect != 200 or column == "backend":
+            return
+        accepts, requests = stack.backend_counters(self.addr["backend"])
+        # Both counters include the one stub_status request that read them.
+        opened, served = accepts - before[0] - 1, requests - before[1] - 1
+        if served > 0:
+            self.connects.setdefault((row.key, column, conns), []).append(
+                10_000 * opened / served)
+
+    def connects_table(self):
+        """Upstream connections opened per 10 000 proxied requests, median over rounds."""
+        columns = ["nginx", "subfilter", "twitcher", "original"]
+        lines = ["| row | conn | " + " | ".join(COLUMNS[c] for c in columns) + " |",
+                 "|---|---|" + "---|" * len(columns)]
+        for row in self.selected_rows():
+            for conns in self.args.connections:
+                cells = []
+                for column in columns:
+                    got = sorted(self.connects.get((row.key, column, conns), []))
+                    cells.append(f"{got[len(got) // 2]:.1f}" if got else "—")
+                if any(c != "—" for c in cells):
+                    lines.append(f"| {row.label} | {conns} | " + " | ".join(cells) + " |")
+        return lines if len(lines) > 2 else []
 
     def measure_big(self, key, service, query):
         columns = [c for c in ("backend", "nginx", "twitcher", "original")
@@ -419,6 +449,12 @@ class Bench:
                      if isinstance(r, str)]
         if problems:
             out += ["", "Problems:", *sorted(set(problems))]
+        connects = self.connects_table()
+        if connects:
+            out += ["", "Connections to the backend opened per 10 000 requests sent to it "
+                    "(nginx's stub_status counters around each round; median of rounds; "
+                    "both nginx proxies keep up to 256 idle upstream connections, as twitcher's pool does):",
+                    "", *connects]
         for column, why in self.skipped.items():
             out.append(f"- column {COLUMNS[column]} skipped: {why}")
         out += ["", *self.machine(), *[f"- {n}" for n in self.notes],

@@ -386,8 +386,15 @@ def children(pid):
     return found
 
 
-def backend_requests(backend):
-    """The backend nginx's request counter (stub_status), counting this request too."""
+def backend_counters(backend):
+    """The backend nginx's connections accepted and requests served (stub_status),
+    counting this request (on its own connection) too."""
     _, _, body = request(f"http://{backend}/nginx_status")
     # Third line holds "accepts handled requests".
-    return int(body.decode().splitlines()[2].split()[2])
+    accepts, _, requests = body.decode().splitlines()[2].split()
+    return int(accepts), int(requests)
+
+
+def backend_requests(backend):
+    """The backend nginx's request counter (stub_status), counting this request too."""
+    return backend_counters(backend)[1]
