@@ -292,8 +292,8 @@ class Bench:
             # hits every column alike instead of one.
             for rnd in range(self.args.rounds):
                 for column, url in urls.items():
-                    before = stack.backend_requests(self.addr["backend"]) if row.expect != 200 else 0
                     counted = stack.backend_counters(self.addr["backend"])
+                    before = counted[1]
                     run = measure.wrk(url, conns, self.args.duration, self.load_cores,
                                       self.load_cpus, headers)
                     self.count_connects(row, column, conns, counted)

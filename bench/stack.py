@@ -208,8 +208,10 @@ PROXIES = """\
         listen {subfilter} backlog=4096;
         location /ows/proxy/ {{
             proxy_pass http://backend/;
-            # sub_filter cannot rewrite a compressed body.
+            # sub_filter cannot rewrite a compressed body. A proxy_set_header here replaces
+            # every inherited one: repeat the empty Connection, or upstream keep-alive is lost.
             proxy_set_header Accept-Encoding "";
+            proxy_set_header Connection "";
             sub_filter_types text/xml;
             sub_filter_once off;
             sub_filter '{backend_wps}' '$scheme://$http_host/ows/proxy/wps';
