@@ -139,7 +139,7 @@ async fn serve(app: App, listen: SocketAddr) -> std::io::Result<()> {
     );
     let connections = app.config.connections.clone();
     twitcher::server::serve(
-        listener,
+        vec![twitcher::server::Listener::http(listener)],
         twitcher::app(app),
         &connections,
         shutdown_signal(),

@@ -9,8 +9,9 @@
 //! refused), idle and half-sent connections close, requests in flight get
 //! `graceful_timeout` to finish, then whatever is left is closed.
 //!
-//! A connection is served by [`connection::serve`], generic over its socket type, so a TLS
-//! listener can run its handshake (with its own timeout) and hand the stream over.
+//! Several listeners (plain HTTP now, HTTPS beside it later) share one limit and one
+//! shutdown; a connection is served by [`connection::serve`], generic over its socket type,
+//! so a TLS listener's [`Kind`] can run its handshake and hand the stream over.
 
 mod connection;
 
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::Extensions;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -36,16 +38,44 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long connections get to go away once told to close (they only need to be dropped).
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains the connections
-/// (see the module documentation) and returns.
+/// A listening socket and what its connections speak.
+pub struct Listener {
+    /// The bound socket.
+    pub socket: TcpListener,
+    /// What happens between accept and HTTP.
+    pub kind: Kind,
+}
+
+/// What a listener's connections go through before HTTP is spoken on them. A TLS kind
+/// runs its handshake (under its own timeout) in the connection's task, then hands the
+/// stream and what it learnt (a client certificate) to [`connection::serve`].
+#[derive(Clone)]
+pub enum Kind {
+    /// Plain HTTP/1.1.
+    Http,
+}
+
+impl Listener {
+    /// A plain HTTP listener.
+    pub fn http(socket: TcpListener) -> Listener {
+        Listener {
+            socket,
+            kind: Kind::Http,
+        }
+    }
+}
+
+/// Serves `router` on every listener until `shutdown` resolves, then drains the
+/// connections (see the module documentation) and returns. All listeners share one
+/// connection limit.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     router: Router,
     settings: &ConnectionSettings,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let limit = connection_limit(settings.connection_limit, open_files_limit());
-    let server = Connections {
+    let server = Arc::new(Connections {
         router,
         timeouts: Timeouts {
             header_read: settings.header_read_timeout,
@@ -54,11 +84,30 @@ pub async fn serve(
         permits: Arc::new(Semaphore::new(limit)),
         limit,
         phase: watch::Sender::new(Phase::Running),
-    };
-    tokio::pin!(shutdown);
-    server.accept_loop(&listener, shutdown.as_mut()).await;
-    // Refuse new connections at once: nothing reads the backlog any more.
-    drop(listener);
+    });
+    let (stop, stopped) = watch::channel(false);
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let server = server.clone();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                server.accept_loop(&listener, std::pin::pin!(stop)).await;
+                // Refuse new connections at once: nothing reads the backlog any more.
+                drop(listener);
+            })
+        })
+        .collect();
+    shutdown.await;
+    stop.send_replace(true);
+    for accepting in loops {
+        if let Err(e) = accepting.await {
+            tracing::error!(error = %e, "an accept loop failed");
+        }
+    }
     server.drain(settings.graceful_timeout).await;
     Ok(())
 }
@@ -77,7 +126,7 @@ impl Connections {
     /// Accepts until `shutdown` resolves.
     async fn accept_loop(
         &self,
-        listener: &TcpListener,
+        listener: &Listener,
         mut shutdown: impl Future<Output = ()> + Unpin,
     ) {
         let mut at_limit = false;
@@ -98,7 +147,7 @@ impl Connections {
             };
             let accepted = tokio::select! {
                 () = &mut shutdown => return,
-                accepted = listener.accept() => accepted,
+                accepted = listener.socket.accept() => accepted,
             };
             let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
@@ -118,8 +167,14 @@ impl Connections {
             let router = self.router.clone();
             let phase = self.phase.subscribe();
             let timeouts = self.timeouts;
+            let kind = listener.kind.clone();
             tokio::spawn(async move {
-                connection::serve(stream, peer, router, timeouts, phase).await;
+                match kind {
+                    Kind::Http => {
+                        let extensions = Extensions::new();
+                        connection::serve(stream, peer, extensions, router, timeouts, phase).await;
+                    }
+                }
                 drop(permit);
             });
         }

@@ -25,6 +25,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::ConnectInfo;
+use axum::http::Extensions;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -55,9 +56,12 @@ pub(super) struct Timeouts {
 }
 
 /// Serves one connection until the client closes it, it times out or the server stops.
+/// Every request carries the peer's [`ConnectInfo`] and the connection's `extensions`
+/// (what a TLS handshake learnt about the client).
 pub(super) async fn serve<I>(
     io: I,
     peer: SocketAddr,
+    extensions: Extensions,
     router: Router,
     timeouts: Timeouts,
     mut phase: watch::Receiver<Phase>,
@@ -76,6 +80,7 @@ pub(super) async fn serve<I>(
             let mut request = request.map(Body::new);
             // What `into_make_service_with_connect_info` gave handlers: the gate reads it.
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().extend(extensions.clone());
             let mut router = router.clone();
             async move {
                 let response = match router.call(request).await {
