@@ -25,7 +25,7 @@ use crate::ows::capabilities::ByteStream;
 use crate::ows::request::{self, OwsRequest, RequestError};
 use crate::security::{self, Credentials, Peer, TokenSource};
 use crate::store::{Auth, Service, Store, StoreError};
-use crate::tokens::{TokenError, Tokens};
+use crate::tokens::{TokenError, TokenKind, Tokens};
 
 /// Which route the request came by: what follows the service name is the same, what the
 /// gate may assume about the body is not.
@@ -87,6 +87,9 @@ pub struct Admitted {
     pub anonymous: bool,
     /// The body to forward.
     pub body: ForwardBody,
+    /// The kind of token that granted access (None: no token was needed), for the
+    /// access log and metrics.
+    pub token: Option<TokenKind>,
 }
 
 /// Why the gate refuses a request.
@@ -149,7 +152,7 @@ impl From<Denied> for OwsError {
                 tracing::warn!(error = %e, "registered service URL unusable");
                 OwsError::BackendUnreachable
             }
-            Denied::Store(e) => OwsError::internal("store lookup failed", e),
+            Denied::Store(e) => e.into(),
         }
     }
 }
@@ -202,11 +205,11 @@ impl Gate<'_> {
             &extra,
             peer,
         );
-        let grant = if self.config.ows_security {
+        let (grant, token) = if self.config.ows_security {
             self.authorize(&service, ows.request.as_ref(), &credentials)
                 .await?
         } else {
-            Grant::Public
+            (Grant::Public, None)
         };
         let anonymous = credentials.token.is_none()
             && !credentials.certificate_verified
@@ -232,6 +235,7 @@ impl Gate<'_> {
             grant,
             anonymous,
             body: ows.body,
+            token,
         })
     }
 
@@ -295,13 +299,13 @@ impl Gate<'_> {
         service: &Service,
         request: Option<&OwsRequest>,
         credentials: &Credentials,
-    ) -> Result<Grant, Denied> {
+    ) -> Result<(Grant, Option<TokenKind>), Denied> {
         if service.is_public() || request.is_some_and(OwsRequest::is_public) {
-            return Ok(Grant::Public);
+            return Ok((Grant::Public, None));
         }
         if service.auth == Auth::Cert {
             return if credentials.certificate_verified {
-                Ok(Grant::Certificate)
+                Ok((Grant::Certificate, None))
             } else {
                 Err(Denied::CertificateRequired)
             };
@@ -311,7 +315,7 @@ impl Gate<'_> {
         };
         let now = crate::clock::now();
         match self.tokens.verify_compute(self.store, token, now).await {
-            Ok(()) => Ok(Grant::Token(*source)),
+            Ok(kind) => Ok((Grant::Token(*source), Some(kind))),
             Err(TokenError::Expired) => Err(Denied::TokenExpired),
             Err(TokenError::Invalid) => Err(Denied::TokenRequired),
             Err(TokenError::Store(e)) => Err(Denied::Store(e)),
@@ -329,7 +333,7 @@ impl Gate<'_> {
             (Some((token, TokenSource::LastPathElement)), _) => {
                 let now = crate::clock::now();
                 match self.tokens.verify_compute(self.store, token, now).await {
-                    Ok(()) | Err(TokenError::Expired) => Ok(true),
+                    Ok(_) | Err(TokenError::Expired) => Ok(true),
                     // Stored but not for compute (a register token): still ours.
                     Err(TokenError::Invalid) => Ok(self.store.find_token(token).await?.is_some()),
                     Err(TokenError::Store(e)) => Err(Denied::Store(e)),
