@@ -33,6 +33,7 @@ pub mod rpc;
 pub mod security;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod verify;
 
