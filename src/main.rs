@@ -129,43 +129,48 @@ fn main() -> ExitCode {
 
 async fn serve(app: App, listen: SocketAddr) -> std::io::Result<()> {
     twitcher::server::raise_open_files_limit();
+    // Listening for the signals before the socket is bound: a SIGTERM that comes as soon
+    // as the server answers must drain it, not kill it.
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
+    let connections = app.config.connections.clone();
+    let router = twitcher::app(app);
     tracing::info!(
         "twitcher {} serving on http://{}",
         twitcher::frontpage::VERSION,
         listener.local_addr()?
     );
-    let connections = app.config.connections.clone();
     twitcher::server::serve(
         vec![twitcher::server::Listener::http(listener)],
-        twitcher::app(app),
+        router,
         &connections,
-        shutdown_signal(),
+        shutdown,
     )
     .await
 }
 
-/// Resolves on Ctrl-C or SIGTERM; the server then drains its connections.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM; the server then drains its connections.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
+}
+
+/// Resolves on Ctrl-C; the server then drains its connections.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
 }

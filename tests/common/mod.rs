@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 pub mod postgres;
 
 use std::collections::HashMap;
