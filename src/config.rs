@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use axum::http::HeaderName;
 use url::Url;
 
 use self::ini::Ini;
@@ -164,6 +165,9 @@ pub struct Config {
     pub read_timeout: Duration,
     /// Forward twitcher's credentials (tokens, `X-Ssl-*`) to backends.
     pub forward_credentials: bool,
+    /// Header carrying a verified client certificate's subject DN to backends
+    /// (`twitcher.ows_proxy_forward_client_dn`; always removed from client requests).
+    pub forward_client_dn: Option<HeaderName>,
     /// How long the registry and used tokens are remembered in memory when the database
     /// may be changed by another process (`twitcher.store_cache_seconds`, default 1; 0:
     /// every request reads the database). Writes through this server take effect at once.
@@ -236,6 +240,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(300),
             forward_credentials: false,
+            forward_client_dn: None,
             rewrite_wms: true,
             store_cache: Some(Duration::from_secs(1)),
             capabilities_cache: None,
@@ -367,6 +372,15 @@ impl Config {
             &mut config.forward_credentials,
         )?;
         settings.bool("twitcher.ows_proxy_rewrite_wms", &mut config.rewrite_wms)?;
+        if let Some(name) = settings.string("twitcher.ows_proxy_forward_client_dn") {
+            let header = HeaderName::try_from(name.trim()).map_err(|_| {
+                err(
+                    "twitcher.ows_proxy_forward_client_dn",
+                    format!("{name:?} is not a header name"),
+                )
+            })?;
+            config.forward_client_dn = Some(header);
+        }
         config.capabilities_cache =
             settings.optional_seconds("twitcher.ows_proxy_capabilities_cache")?;
         if settings.string("twitcher.store_cache_seconds").is_some() {
@@ -453,6 +467,7 @@ const KNOWN_APP_KEYS: &[&str] = &[
     "twitcher.ows_proxy_read_timeout",
     "twitcher.ows_proxy_forward_credentials",
     "twitcher.ows_proxy_rewrite_wms",
+    "twitcher.ows_proxy_forward_client_dn",
     "twitcher.store_cache_seconds",
     "twitcher.ows_proxy_capabilities_cache",
     "twitcher.trusted_proxies",

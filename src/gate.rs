@@ -19,12 +19,13 @@ pub use body::ForwardBody;
 use body::OwsBody;
 use path::{ExtraPath, PathError};
 
-use crate::config::Config;
+use crate::config::{ClientVerify, Config};
 use crate::error::OwsError;
 use crate::ows::capabilities::ByteStream;
 use crate::ows::request::{self, OwsRequest, RequestError};
 use crate::security::{self, Credentials, Peer, TokenSource};
 use crate::store::{Auth, Service, Store, StoreError};
+use crate::tls::ClientIdentity;
 use crate::tokens::{TokenError, TokenKind, Tokens};
 
 /// Which route the request came by: what follows the service name is the same, what the
@@ -59,6 +60,8 @@ pub struct Incoming<'r> {
     pub headers: &'r HeaderMap,
     /// TCP peer address, when known.
     pub peer: Option<IpAddr>,
+    /// The client certificate the HTTPS listener verified for this connection.
+    pub certificate: Option<&'r ClientIdentity>,
 }
 
 /// Why a request was let through.
@@ -90,6 +93,9 @@ pub struct Admitted {
     /// The kind of token that granted access (None: no token was needed), for the
     /// access log and metrics.
     pub token: Option<TokenKind>,
+    /// The client certificate the HTTPS listener verified (its user's subject), for the
+    /// access log and `twitcher.ows_proxy_forward_client_dn`.
+    pub certificate: Option<ClientIdentity>,
 }
 
 /// Why the gate refuses a request.
@@ -198,13 +204,26 @@ impl Gate<'_> {
             addr: incoming.peer,
             trusted: self.config.trusted_proxies.as_deref(),
         };
-        let credentials = security::credentials(
+        let mut credentials = security::credentials(
             incoming.query,
             incoming.headers,
             ows.form_token.as_deref(),
             &extra,
             peer,
         );
+        if incoming.certificate.is_some() {
+            credentials.certificate_verified = true;
+        } else if self.config.trusted_proxies.is_none()
+            && self
+                .config
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.client_verify != ClientVerify::None)
+        {
+            // Certificates are checked here, so no front end is there to vouch for one:
+            // `X-Ssl-Client-Verify` counts only from listed `trusted_proxies`.
+            credentials.certificate_verified = false;
+        }
         let (grant, token) = if self.config.ows_security {
             self.authorize(&service, ows.request.as_ref(), &credentials)
                 .await?
@@ -236,6 +255,7 @@ impl Gate<'_> {
             anonymous,
             body: ows.body,
             token,
+            certificate: incoming.certificate.cloned(),
         })
     }
 

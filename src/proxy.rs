@@ -24,6 +24,7 @@ use crate::error::OwsError;
 use crate::gate::{Admitted, Gate, Incoming, Route};
 use crate::ows::capabilities::ByteStream;
 use crate::store::ServiceKind;
+use crate::tls::ClientIdentity;
 use caps_cache::{CapsCache, Key, Lookup};
 
 /// The handler behind every proxy route.
@@ -121,6 +122,7 @@ pub(crate) fn incoming(parts: &Parts) -> Incoming<'_> {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip()),
+        certificate: parts.extensions.get::<ClientIdentity>(),
     }
 }
 
