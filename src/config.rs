@@ -191,6 +191,16 @@ pub struct Config {
     pub token: TokenSettings,
     /// Scopes given to new OAuth2 clients.
     pub default_client_scope: String,
+    /// One access log line per request (`twitcher.access_log`, default true).
+    pub access_log: bool,
+    /// Serve `/metrics` (`twitcher.metrics`, default false).
+    pub metrics: bool,
+    /// Requests handled at once; more are refused with 503
+    /// (`twitcher.max_concurrent_requests`, default 1024; None: `0`, no limit).
+    pub max_concurrent_requests: Option<usize>,
+    /// Time a management request (not an OWS one) may take (`twitcher.request_timeout`,
+    /// default 60 s).
+    pub request_timeout: Duration,
 }
 
 /// A configuration that cannot be used, naming the file and key.
@@ -260,6 +270,10 @@ impl Default for Config {
                 keycloak_audience: None,
             },
             default_client_scope: "compute register".into(),
+            access_log: true,
+            metrics: false,
+            max_concurrent_requests: Some(1024),
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -440,6 +454,18 @@ impl Config {
         if let Some(scope) = settings.string("twitcher.oauth.default_scope") {
             config.default_client_scope = scope;
         }
+        settings.bool("twitcher.access_log", &mut config.access_log)?;
+        settings.bool("twitcher.metrics", &mut config.metrics)?;
+        if let Some(max) = settings.string("twitcher.max_concurrent_requests") {
+            let max = max.parse::<usize>().map_err(|_| {
+                err(
+                    "twitcher.max_concurrent_requests",
+                    format!("{max:?} is not a number of requests (0: no limit)"),
+                )
+            })?;
+            config.max_concurrent_requests = (max > 0).then_some(max);
+        }
+        settings.seconds("twitcher.request_timeout", &mut config.request_timeout)?;
 
         let server: HashMap<String, String> = server.into_iter().map(|(k, v, _)| (k, v)).collect();
         config.listen =
@@ -484,6 +510,10 @@ const KNOWN_APP_KEYS: &[&str] = &[
     "keycloak.url",
     "keycloak.token.secret",
     "keycloak.token.audience",
+    "twitcher.access_log",
+    "twitcher.metrics",
+    "twitcher.max_concurrent_requests",
+    "twitcher.request_timeout",
 ];
 
 struct Settings<'a> {

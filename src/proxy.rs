@@ -19,6 +19,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 
+use crate::access_log::{Served, UpstreamError};
 use crate::app::App;
 use crate::error::OwsError;
 use crate::gate::{Admitted, Gate, Incoming, Route};
@@ -27,19 +28,40 @@ use crate::store::ServiceKind;
 use crate::tls::ClientIdentity;
 use caps_cache::{CapsCache, Key, Lookup};
 
-/// The handler behind every proxy route.
+/// The handler behind every proxy route. What the gate admitted goes with the response
+/// to the access log and the metrics ([`Served`]); a refusal carries nothing (it is the
+/// hot path of an attack).
 pub async fn handle(State(app): State<App>, request: Request) -> Response {
-    match proxy(&app, request).await {
+    let mut served = None;
+    let result = proxy(&app, request, &mut served).await;
+    let Some(mut served) = served else {
+        return result.unwrap_or_else(IntoResponse::into_response);
+    };
+    let mut response = match result {
         Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
+        Err(err) => {
+            served.upstream_error = match err {
+                OwsError::BackendUnreachable => Some(UpstreamError::Unreachable),
+                OwsError::BackendTimeout => Some(UpstreamError::Timeout),
+                _ => None,
+            };
+            err.into_response()
+        }
+    };
+    response.extensions_mut().insert(served);
+    response
 }
 
-async fn proxy(app: &App, request: Request) -> Result<Response, OwsError> {
+async fn proxy(
+    app: &App,
+    request: Request,
+    served: &mut Option<Served>,
+) -> Result<Response, OwsError> {
     let (parts, body) = request.into_parts();
     let admitted = gate(app)
         .admit(Route::Proxy, incoming(&parts), body_stream(body))
         .await?;
+    *served = Some(Served::admitted(&admitted));
     let rewrite = match admitted.service.kind() {
         ServiceKind::Wps => true,
         ServiceKind::Wms => app.config.rewrite_wms,

@@ -172,7 +172,8 @@ async fn client_credentials_grant() {
     let masked = body.replace(token, "[token]");
     assert_eq!(
         masked,
-        r#"{"access_token": "[token]", "expires_in": 3600, "token_type": "Bearer", "scope": "compute register"}"#
+        r#"{"access_token": "[token]", "expires_in": 3600, "token_type": "Bearer", "scope": "compute"}"#,
+        "without a scope, a client allowed `compute register` gets `compute` only"
     );
 
     let mut with_scope = base.to_vec();

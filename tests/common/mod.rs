@@ -5,6 +5,7 @@
 
 pub mod process;
 
+pub mod logs;
 pub mod postgres;
 
 use std::collections::HashMap;
