@@ -109,15 +109,15 @@ impl Process {
         false
     }
 
-    /// Resident memory in KiB (`VmRSS`).
-    pub fn rss_kib(&self) -> u64 {
+    /// The most resident memory the process has used so far, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("/proc/PID/status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
+            .expect("VmHWM")
     }
 
     /// The log lines written after "serving on".
