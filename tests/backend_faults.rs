@@ -223,6 +223,69 @@ async fn a_backend_that_stalls_before_answering_is_504_after_the_read_timeout() 
     still_serving(&server).await;
 }
 
+/// A backend that sends a head and the first bytes of a body that twitcher must read
+/// before it can answer (an error page it looks into, a document's prolog), then fails
+/// as `stall` says: nothing has gone to the client yet, so the fault gets its report.
+async fn early_cut_backend(head: &'static str, first: &'static [u8], stall: bool) -> String {
+    backend(move |mut socket| async move {
+        let _ = socket.write_all(head.as_bytes()).await;
+        let _ = socket.write_all(first).await;
+        if stall {
+            std::future::pending::<()>().await;
+        }
+        reset(socket);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_fails_before_twitcher_could_answer_gets_its_report() {
+    let (server, _good) = server("").await;
+    const ERROR_HEAD: &str = "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n";
+    const XML_HEAD: &str =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 100000\r\n\r\n";
+    const PROLOG: &[u8] = b"<?xml version=\"1.0\"?>\n<!-- the root element never comes";
+    for (name, head, first, stall, expected) in [
+        (
+            "error_reset",
+            ERROR_HEAD,
+            &b"<html>"[..],
+            false,
+            OwsError::BackendUnreachable,
+        ),
+        (
+            "error_stall",
+            ERROR_HEAD,
+            &b"<html>"[..],
+            true,
+            OwsError::BackendTimeout,
+        ),
+        (
+            "prolog_reset",
+            XML_HEAD,
+            PROLOG,
+            false,
+            OwsError::BackendUnreachable,
+        ),
+        (
+            "prolog_stall",
+            XML_HEAD,
+            PROLOG,
+            true,
+            OwsError::BackendTimeout,
+        ),
+    ] {
+        let base = early_cut_backend(head, first, stall).await;
+        server.register(name, &format!("{base}/wps"), "wps").await;
+        assert_eq!(
+            answer(&server, name).await,
+            report(expected).await,
+            "{name}"
+        );
+        still_serving(&server).await;
+    }
+}
+
 /// The first part of a body whose head promises `length` bytes, then `end` (reset or
 /// stall) once the test has seen the response start (`go` turns true).
 async fn cut_backend(
