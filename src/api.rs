@@ -18,9 +18,6 @@ use crate::security;
 use crate::store::Service;
 use crate::tokens::{Scope, TokenError};
 
-/// Largest registration body read.
-const MAX_BODY: usize = 64 * 1024;
-
 /// The OpenAPI 3 description of the REST interface.
 pub const OPENAPI: &str = include_str!("api/openapi.json");
 
@@ -164,7 +161,8 @@ pub async fn register(
 /// The body as a JSON object: JSON with or without a JSON content type (the 0.6
 /// twitcherctl sent none), or a form.
 async fn read_fields(headers: &HeaderMap, body: Body) -> Result<Map<String, Value>, JsonError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
+    // Bounded by the body limit layer (`middleware`), which also answers its 413.
+    let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(|_| JsonError::payload_too_large())?;
     let content_type = headers

@@ -19,9 +19,6 @@ mod error;
 
 pub use error::OAuthError;
 
-/// Largest form body read from an OAuth request.
-const MAX_FORM: usize = 64 * 1024;
-
 /// `/oauth/token` with any method but GET and POST.
 pub async fn token_method_not_allowed() -> OAuthError {
     OAuthError::MethodNotAllowed
@@ -57,7 +54,8 @@ pub async fn register_client(
     if !basic_auth::management_allowed(&app.config, &parts.headers) {
         return Err(JsonError::Unauthorized);
     }
-    let params = crate::form::params(&parts.headers, parts.uri.query(), body, MAX_FORM)
+    // Bodies are bounded by the body limit layer (`middleware`), which answers its 413.
+    let params = crate::form::params(&parts.headers, parts.uri.query(), body, usize::MAX)
         .await
         .map_err(|_| JsonError::payload_too_large())?;
     let name = get(&params, "name").map(str::to_string);
@@ -90,11 +88,11 @@ pub async fn register_client(
 /// query string and a form body.
 pub async fn token(State(app): State<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let params = match crate::form::params(&parts.headers, parts.uri.query(), body, MAX_FORM).await
-    {
-        Ok(p) => p,
-        Err(_) => return OAuthError::payload_too_large().into_response(),
-    };
+    let params =
+        match crate::form::params(&parts.headers, parts.uri.query(), body, usize::MAX).await {
+            Ok(p) => p,
+            Err(_) => return OAuthError::payload_too_large().into_response(),
+        };
     let state = get(&params, "state").map(str::to_string);
     match grant(&app, &parts.headers, &params).await {
         Ok(mut value) => {

@@ -11,9 +11,8 @@
 mod methods;
 pub mod xml;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use quick_xml::events::Event;
 
@@ -143,9 +142,10 @@ pub async fn handle(State(app): State<App>, request: Request) -> Response {
     if parts.method != Method::POST {
         return RpcFault::MethodNotAllowed.into_response();
     }
-    let body = match read_body(body, &parts.headers, app.config.max_body_size).await {
+    // Bounded by the body limit layer (`middleware`), which also answers its 413.
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(body) => body,
-        Err(fault) => return fault.into_response(),
+        Err(_) => return RpcFault::TooLarge.into_response(),
     };
     // With `twitcher.username` set, only the manager gets this far; without one, nobody
     // proved to be the manager and service URLs are shown without passwords.
@@ -158,19 +158,6 @@ pub async fn handle(State(app): State<App>, request: Request) -> Response {
         Ok(value) => xml_response(StatusCode::OK, xml::method_response(&value)),
         Err(fault) => fault.into_response(),
     }
-}
-
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RpcFault> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(RpcFault::TooLarge);
-    }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| RpcFault::TooLarge)
 }
 
 async fn call(app: &App, body: &[u8], viewer: Viewer) -> Result<xml::RpcValue, RpcFault> {

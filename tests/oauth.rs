@@ -488,6 +488,8 @@ async fn keycloak_tokens_are_only_validated() {
         c.token.kind = TokenType::KeycloakToken;
         c.token.keycloak_secret =
             Some(std::fs::read_to_string(keys().join("test-signing-pubkey.pem")).unwrap());
+        // Keycloak's tokens name the realm as their issuer (D-JWT-ISSUER).
+        c.token.issuer = "http://keycloak/realms/demo".into();
     })
     .await;
     let _backend = protected_backend(&app).await;
