@@ -3,6 +3,7 @@
 //! 1.2, a proxy's key signing it), and the HTTPS listener end to end with reqwest.
 //! Every certificate is made at test time (`tls/pki.rs`).
 
+mod common;
 #[path = "tls/pki.rs"]
 mod pki;
 
@@ -10,12 +11,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderName;
 use pki::{Issued, ProxySpec, UserSpec};
 use rcgen::DnType;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, RootCertStore};
 use time::OffsetDateTime;
-use twitcher::config::{ClientVerify, TlsSettings};
+use twitcher::App;
+use twitcher::config::{ClientVerify, Config, ConnectionSettings, TlsSettings};
+use twitcher::server::{self, Listener};
+use twitcher::store::memory::MemoryStore;
+use twitcher::store::{Auth, Service, Store};
 use twitcher::tls::{ChainError, ChainVerifier, ClientIdentity, HandshakeError, ProxyError, Tls};
 
 const ALICE: &str = "CN=alice,OU=ESGF.ORG,O=ESGF,C=DE";
@@ -547,19 +553,21 @@ fn client_config(
     ca: &Issued,
     client: Option<(&[&Issued], &Issued)>,
     versions: &[&'static rustls::SupportedProtocolVersion],
-) -> Arc<rustls::ClientConfig> {
+) -> rustls::ClientConfig {
     let mut roots = RootCertStore::empty();
     roots.add(ca.der.clone()).unwrap();
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots);
-    Arc::new(match client {
+    let mut config = match client {
         Some((chain, leaf)) => {
             builder.with_client_cert_resolver(Arc::new(Presents::new(chain, leaf)))
         }
         None => builder.with_no_client_auth(),
-    })
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
 }
 
 /// A client that presents one chain. rustls' own `with_client_auth_cert` would refuse a
@@ -595,11 +603,11 @@ impl rustls::client::ResolvesClientCert for Presents {
 /// could exchange a byte afterwards.
 async fn handshake(
     server: &Tls,
-    client: Arc<rustls::ClientConfig>,
+    client: rustls::ClientConfig,
 ) -> (Result<Option<ClientIdentity>, String>, bool) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-    let connector = tokio_rustls::TlsConnector::from(client);
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
     let name = ServerName::try_from("localhost").unwrap();
     let server_side = async {
         match server.accept(server_io).await {
@@ -769,4 +777,280 @@ fn a_directory_of_roots_is_read_and_other_files_are_passed_over() {
     assert_eq!(roots.len(), 2);
     let empty = tempfile::tempdir().unwrap();
     assert!(twitcher::tls::roots(empty.path()).is_err());
+}
+
+// ---- the HTTPS listener end to end: reqwest against `twitcher::server` ----
+
+const EXECUTE: &str =
+    "/ows/proxy/emu?service=WPS&request=Execute&version=1.0.0&identifier=hello&DataInputs=name=tux";
+const CERT_NEEDED: &str = "A valid X.509 client certificate is needed.";
+const EXECUTED: &str =
+    r#"<wps:ExecuteResponse xmlns:wps="http://www.opengis.net/wps/1.0.0" service="WPS"/>"#;
+
+/// twitcher serving HTTPS only, with an `auth = cert` service `emu` on a stub backend.
+struct Https {
+    base: String,
+    backend: common::StubBackend,
+    _files: Files,
+}
+
+async fn start_https(ca: &Issued, verify: ClientVerify, tweak: impl FnOnce(&mut Config)) -> Https {
+    let files = files(ca, verify);
+    let backend = common::StubBackend::start().await;
+    backend.route("/wps", common::Canned::ok("text/xml", EXECUTED));
+    let mut config = Config {
+        tls: Some(files.settings.clone()),
+        forward_client_dn: Some(HeaderName::from_static("x-client-dn")),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let connections = ConnectionSettings {
+        header_read_timeout: Duration::from_secs(1),
+        ..ConnectionSettings::default()
+    };
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    store
+        .save_service(&Service {
+            auth: Auth::Cert,
+            ..Service::new("emu", backend.url("/wps"))
+        })
+        .await
+        .unwrap();
+    let app = App::new(config, store).unwrap();
+    let tls = Arc::new(Tls::load(&files.settings, connections.header_read_timeout).unwrap());
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let listeners = vec![Listener::https(socket, tls)];
+        server::serve(
+            listeners,
+            twitcher::app(app),
+            &connections,
+            std::future::pending(),
+        )
+        .await
+    });
+    Https {
+        base: format!("https://localhost:{}", addr.port()),
+        backend,
+        _files: files,
+    }
+}
+
+/// A reqwest client trusting `ca` and presenting `chain` (leaf first) with `key_of`'s key.
+fn https_client(ca: &Issued, client: Option<(&[&Issued], &Issued)>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(client_config(ca, client, TLS13))
+        .resolve("localhost", "127.0.0.1:0".parse().unwrap())
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+async fn get(client: &reqwest::Client, url: String) -> (u16, String) {
+    let response = client
+        .get(url)
+        .header("x-client-dn", "CN=root")
+        .header("x-ssl-client-verify", "SUCCESS")
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn execute_with_a_proxy_certificate_reaches_the_backend_as_the_user() {
+    let ca = pki::ca("ESGF CA");
+    let alice = pki::user(Some(&ca), UserSpec::default());
+    let proxy = pki::proxy(&alice, ProxySpec::default());
+    for verify in [ClientVerify::Optional, ClientVerify::Required] {
+        let server = start_https(&ca, verify, |_| {}).await;
+        let client = https_client(&ca, Some((&[&proxy, &alice], &proxy)));
+        let (status, body) = get(&client, format!("{}{EXECUTE}", server.base)).await;
+        assert_eq!((status, body.as_str()), (200, EXECUTED), "{verify:?}");
+        let received = server.backend.received();
+        assert_eq!(received.len(), 1);
+        let headers = &received[0].headers;
+        let dn: Vec<_> = headers.iter().filter(|(k, _)| k == "x-client-dn").collect();
+        assert_eq!(dn, [&("x-client-dn".to_string(), ALICE.to_string())]);
+        assert!(
+            !headers.iter().any(|(k, _)| k.starts_with("x-ssl-")),
+            "{headers:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_broken_chain_gets_a_401_report_over_optional_https() {
+    let ca = pki::ca("ESGF CA");
+    let other_ca = pki::ca("ESGF CA");
+    let alice = pki::user(Some(&ca), UserSpec::default());
+    let now = OffsetDateTime::now_utc();
+    let proxy = |spec| pki::proxy(&alice, spec);
+    let mut tampered = proxy(ProxySpec::default());
+    tampered.der = pki::tampered(&tampered.der);
+    let self_signed = pki::user(None, UserSpec::default());
+    let stranger = pki::user(Some(&other_ca), UserSpec::default());
+    let carol = pki::user(Some(&ca), UserSpec::without_cn());
+    let limited = pki::proxy(
+        &carol,
+        ProxySpec {
+            path_len: Some(0),
+            ..ProxySpec::default()
+        },
+    );
+    let below_limit = pki::proxy(&limited, ProxySpec::default());
+    let cases: Vec<(&str, Vec<&Issued>, Issued)> = vec![
+        (
+            "expired",
+            vec![&alice],
+            proxy(ProxySpec {
+                not_before: Some(now - hours(3)),
+                not_after: Some(now - hours(1)),
+                ..ProxySpec::default()
+            }),
+        ),
+        (
+            "not yet valid",
+            vec![&alice],
+            proxy(ProxySpec {
+                not_before: Some(now + hours(1)),
+                ..ProxySpec::default()
+            }),
+        ),
+        (
+            "outlives its issuer",
+            vec![&alice],
+            proxy(ProxySpec {
+                not_after: Some(alice.params.not_after + hours(1)),
+                ..ProxySpec::default()
+            }),
+        ),
+        (
+            "forged signature",
+            vec![&alice],
+            proxy(ProxySpec {
+                forged: true,
+                ..ProxySpec::default()
+            }),
+        ),
+        ("tampered", vec![&alice], tampered),
+        (
+            "subject not extending",
+            vec![&alice],
+            proxy(ProxySpec {
+                subject: Some(vec![
+                    (DnType::OrganizationName, "ESGF"),
+                    (DnType::CommonName, "root"),
+                ]),
+                ..ProxySpec::default()
+            }),
+        ),
+        ("path length", vec![&limited, &carol], below_limit),
+    ];
+    let server = start_https(&ca, ClientVerify::Optional, |_| {}).await;
+    for (case, rest, leaf) in &cases {
+        let chain: Vec<&Issued> = std::iter::once(leaf).chain(rest.iter().copied()).collect();
+        let client = https_client(&ca, Some((&chain, leaf)));
+        let (status, body) = get(&client, format!("{}{EXECUTE}", server.base)).await;
+        assert_eq!(status, 401, "{case}: {body}");
+        assert!(
+            body.contains(CERT_NEEDED) && body.contains("ExceptionReport"),
+            "{case}: {body}"
+        );
+    }
+    for (case, user) in [("self-signed", &self_signed), ("another CA", &stranger)] {
+        let client = https_client(&ca, Some((&[user], user)));
+        let (status, body) = get(&client, format!("{}{EXECUTE}", server.base)).await;
+        assert_eq!(status, 401, "{case}: {body}");
+        assert!(body.contains(CERT_NEEDED), "{case}: {body}");
+    }
+    // No certificate: the nginx header alone is not believed from an unlisted address.
+    let (status, body) = get(
+        &https_client(&ca, None),
+        format!("{}{EXECUTE}", server.base),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(server.backend.received().is_empty());
+}
+
+#[tokio::test]
+async fn the_header_counts_from_a_listed_proxy_beside_native_certificates() {
+    let ca = pki::ca("ESGF CA");
+    let server = start_https(&ca, ClientVerify::Optional, |config| {
+        config.trusted_proxies = Some(vec!["127.0.0.1".parse().unwrap()]);
+    })
+    .await;
+    let (status, body) = get(
+        &https_client(&ca, None),
+        format!("{}{EXECUTE}", server.base),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // No certificate was verified here, so no DN goes upstream (and not the client's).
+    let headers = &server.backend.received()[0].headers;
+    assert!(
+        !headers.iter().any(|(k, _)| k == "x-client-dn"),
+        "{headers:?}"
+    );
+}
+
+#[tokio::test]
+async fn required_refuses_the_connection_and_the_listener_keeps_serving() {
+    let ca = pki::ca("ESGF CA");
+    let alice = pki::user(Some(&ca), UserSpec::default());
+    let good = pki::proxy(&alice, ProxySpec::default());
+    let forged = pki::proxy(
+        &alice,
+        ProxySpec {
+            forged: true,
+            ..ProxySpec::default()
+        },
+    );
+    let server = start_https(&ca, ClientVerify::Required, |_| {}).await;
+    let url = format!("{}{EXECUTE}", server.base);
+    for client in [
+        https_client(&ca, Some((&[&forged, &alice], &forged))),
+        https_client(&ca, None),
+    ] {
+        let refused = client.get(&url).send().await;
+        assert!(refused.is_err(), "{:?}", refused.map(|r| r.status()));
+    }
+    let (status, _) = get(&https_client(&ca, Some((&[&good, &alice], &good))), url).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_stalled_or_garbled_handshake_does_not_stop_others() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = pki::ca("ESGF CA");
+    let alice = pki::user(Some(&ca), UserSpec::default());
+    let server = start_https(&ca, ClientVerify::Optional, |_| {}).await;
+    let addr = server.base.replace("https://localhost", "127.0.0.1");
+    // One client opens a connection and says nothing; another speaks plain HTTP.
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut plain = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let client = https_client(&ca, Some((&[&alice], &alice)));
+    for _ in 0..3 {
+        let (status, _) = get(&client, format!("{}{EXECUTE}", server.base)).await;
+        assert_eq!(status, 200);
+    }
+    // The silent one is closed once the handshake timeout (1 s here) is over.
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buf))
+        .await
+        .expect("a silent handshake is never closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // The plain-HTTP one got at most a TLS alert, then the connection closed.
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut answer))
+        .await
+        .expect("a garbled handshake is never closed");
+    assert!(!answer.starts_with(b"HTTP/"));
 }
