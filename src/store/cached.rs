@@ -46,10 +46,21 @@ impl CachedStore {
     /// Remembers reads of `inner` for at most `max_age`, and forgets them whenever `inner`
     /// announces a change made by another process.
     pub fn new(inner: Arc<dyn Store>, max_age: Duration) -> Self {
+        let changes = inner.changes();
+        Self::with_changes(inner, max_age, changes)
+    }
+
+    /// Like [`CachedStore::new`], with the news of changes from `changes` (`None`: no news,
+    /// only `max_age` bounds what other processes change).
+    pub fn with_changes(
+        inner: Arc<dyn Store>,
+        max_age: Duration,
+        changes: Option<Arc<ChangeFeed>>,
+    ) -> Self {
         CachedStore {
-            changes: inner.changes(),
             inner,
             max_age,
+            changes,
             state: RwLock::new(State::default()),
         }
     }
@@ -347,6 +358,68 @@ mod tests {
         assert!(store.service_by_name("emu").await.unwrap().is_some());
         inner.delete_service("emu").await.unwrap();
         assert_eq!(store.service_by_name("emu").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn announced_changes_are_seen_on_the_next_read() {
+        let inner = Arc::new(MemoryStore::new());
+        let feed = ChangeFeed::new();
+        feed.connected();
+        let store = CachedStore::with_changes(inner.clone(), LONG, Some(feed.clone()));
+        let token = AccessToken {
+            token: "t".into(),
+            expires_at: i64::MAX,
+        };
+        inner.save_access_token(&token).await.unwrap();
+        inner
+            .save_service(&Service::new("emu", "http://a/wps"))
+            .await
+            .unwrap();
+        assert!(store.find_token("t").await.unwrap().is_some());
+        assert!(store.service_by_name("emu").await.unwrap().is_some());
+        inner.delete_access_token("t").await.unwrap();
+        inner.delete_service("emu").await.unwrap();
+        // Unannounced: still remembered.
+        assert!(store.find_token("t").await.unwrap().is_some());
+        assert!(store.service_by_name("emu").await.unwrap().is_some());
+        feed.changed();
+        assert_eq!(store.find_token("t").await.unwrap(), None);
+        assert_eq!(store.service_by_name("emu").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_remembered_while_the_feed_is_down() {
+        let inner = Arc::new(MemoryStore::new());
+        let feed = ChangeFeed::new();
+        let store = CachedStore::with_changes(inner.clone(), LONG, Some(feed.clone()));
+        inner
+            .save_service(&Service::new("emu", "http://a/wps"))
+            .await
+            .unwrap();
+        assert!(store.service_by_name("emu").await.unwrap().is_some());
+        inner.delete_service("emu").await.unwrap();
+        assert_eq!(store.service_by_name("emu").await.unwrap(), None);
+
+        // Up, remembered; down again: read through at once.
+        feed.connected();
+        inner
+            .save_service(&Service::new("emu", "http://a/wps"))
+            .await
+            .unwrap();
+        assert!(store.service_by_name("emu").await.unwrap().is_some());
+        feed.disconnected();
+        inner.delete_service("emu").await.unwrap();
+        assert_eq!(store.service_by_name("emu").await.unwrap(), None);
+        // Back up: what was remembered before is not trusted.
+        inner
+            .save_service(&Service::new("emu", "http://b/wps"))
+            .await
+            .unwrap();
+        feed.connected();
+        assert_eq!(
+            store.service_by_name("emu").await.unwrap().unwrap().url,
+            "http://b/wps"
+        );
     }
 
     #[tokio::test]

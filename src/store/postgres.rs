@@ -12,8 +12,11 @@
 //! terminated) is dropped and the operation tried once more on a fresh one, so the pool
 //! recovers by itself. Every write notifies the `twitcher_changes` channel in its
 //! transaction; [`listen`] hears the other instances' writes and hands them to
-//! [`CachedStore`](super::cached::CachedStore) through [`Store::changes`].
+//! [`CachedStore`](super::cached::CachedStore) through [`Store::changes`], then
+//! acknowledges them; a write returns once every listening instance acknowledged it
+//! ([`acks`], at most [`ACK_WAIT`]), so its effect is everywhere when its caller answers.
 
+mod acks;
 mod listen;
 mod rows;
 mod schema;
@@ -33,7 +36,7 @@ use tokio_postgres::types::ToSql;
 use self::rows::{clamp_to_datetime, clamp_to_integer, epoch, text};
 use self::sql::ServiceSql;
 use self::target::Target;
-use super::changes::ChangeFeed;
+use super::changes::{ChangeFeed, FeedState};
 use super::{
     AccessToken, OAuthClient, OAuthToken, PoolStatus, Service, Store, StoreError, StoreResult,
     StoredToken,
@@ -43,6 +46,9 @@ use super::{
 pub const POOL_SIZE: usize = 16;
 /// Longest wait for a free or new connection before a request fails.
 const POOL_WAIT: Duration = Duration::from_secs(5);
+/// Longest wait for the other instances to acknowledge a write (a hung instance must not
+/// hold every write up); past it the write returns all the same, with a warning.
+pub const ACK_WAIT: Duration = Duration::from_secs(1);
 
 /// A [`Store`] on a PostgreSQL database, shared cheaply (the pool is an `Arc` inside).
 pub struct PostgresStore {
@@ -51,6 +57,7 @@ pub struct PostgresStore {
     find_token: String,
     oauth_token: String,
     feed: Arc<ChangeFeed>,
+    acks: Arc<acks::Acks>,
     location: String,
     /// Keeps the listening thread alive as long as the store.
     _listener: listen::Listener,
@@ -98,6 +105,8 @@ macro_rules! with_client {
                 // every backend: the idle connections are as dead as this one.
                 Err(e) if !retried && connection_lost(&e, &object) => {
                     tracing::debug!(error = %e, "pooled PostgreSQL connection was lost; retrying on a new one");
+                    // Not back into the pool: it may not know yet that it is closed.
+                    drop(deadpool_postgres::Object::take(object));
                     $store.pool.retain(|_, _| false);
                     retried = true;
                 }
@@ -161,14 +170,26 @@ impl PostgresStore {
             .build()
             .map_err(|e| fail(e.to_string()))?;
         let feed = ChangeFeed::new();
-        let listener = listen::start(target.config, tls, feed.clone())
+        let acks = Arc::new(acks::Acks::new());
+        let listener = listen::start(target.config, tls, feed.clone(), acks.clone())
             .map_err(|e| fail(format!("cannot start the listening thread: {e}")))?;
+        // Serving before listening would let this instance's first writes go unconfirmed.
+        let deadline = std::time::Instant::now() + POOL_WAIT;
+        while feed.state() == FeedState::Down && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if feed.state() == FeedState::Down {
+            tracing::warn!(
+                "not yet listening for changes from other twitcher instances; caching is off until then"
+            );
+        }
         Ok(PostgresStore {
             pool,
             sql: ServiceSql::new(&verify_columns),
             find_token: sql::find_token(),
             oauth_token: sql::oauth_token(),
             feed,
+            acks,
             location: target.location,
             _listener: listener,
         })
@@ -208,7 +229,9 @@ impl PostgresStore {
     ) -> StoreResult<()> {
         let mut conflicts = 0;
         loop {
-            let outcome: StoreResult<()> = with_client!(self, |client| async {
+            let write = self.acks.begin();
+            let payload = write.payload(changed.payload());
+            let outcome: StoreResult<i64> = with_client!(self, |client| async {
                 let tx = client.transaction().await?;
                 let updated = tx
                     .execute(&tx.prepare_cached(update).await?, params)
@@ -217,21 +240,40 @@ impl PostgresStore {
                     tx.execute(&tx.prepare_cached(insert).await?, params)
                         .await?;
                 }
-                tx.execute(
-                    &tx.prepare_cached(sql::NOTIFY).await?,
-                    &[&changed.payload()],
-                )
-                .await?;
-                tx.commit().await
+                let listeners = tx
+                    .query_one(&tx.prepare_cached(sql::NOTIFY).await?, &[&payload])
+                    .await?
+                    .get(0);
+                tx.commit().await?;
+                Ok::<_, tokio_postgres::Error>(listeners)
             });
             match outcome {
+                Ok(listeners) => {
+                    self.confirmed(&write, listeners).await;
+                    return Ok(());
+                }
                 Err(StoreError::Database(ref reason))
                     if conflicts == 0 && reason.ends_with(UNIQUE_VIOLATION_MARK) =>
                 {
                     conflicts += 1;
                 }
-                other => return other,
+                Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Waits for the listening instances' acknowledgements of a committed write (not when
+    /// this instance cannot hear them: its own listener is down).
+    async fn confirmed(&self, write: &acks::WriteId<'_>, listeners: i64) {
+        if self.feed.state() == FeedState::Down {
+            return;
+        }
+        let expected = usize::try_from(listeners).unwrap_or(0);
+        if !write.confirmed(expected, ACK_WAIT).await {
+            tracing::warn!(
+                listeners = expected,
+                "not every twitcher instance confirmed a change within {ACK_WAIT:?}; one may serve the old state for up to twitcher.store_cache_seconds"
+            );
         }
     }
 
@@ -243,21 +285,27 @@ impl PostgresStore {
         statement: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> StoreResult<u64> {
-        with_client!(self, |client| async {
+        let write = self.acks.begin();
+        let payload = write.payload(changed.payload());
+        let (deleted, listeners) = with_client!(self, |client| async {
             let tx = client.transaction().await?;
             let deleted = tx
                 .execute(&tx.prepare_cached(statement).await?, params)
                 .await?;
+            let mut listeners = 0;
             if deleted > 0 {
-                tx.execute(
-                    &tx.prepare_cached(sql::NOTIFY).await?,
-                    &[&changed.payload()],
-                )
-                .await?;
+                listeners = tx
+                    .query_one(&tx.prepare_cached(sql::NOTIFY).await?, &[&payload])
+                    .await?
+                    .get(0);
             }
             tx.commit().await?;
-            Ok::<_, tokio_postgres::Error>(deleted)
-        })
+            Ok::<_, tokio_postgres::Error>((deleted, listeners))
+        })?;
+        if deleted > 0 {
+            self.confirmed(&write, listeners).await;
+        }
+        Ok(deleted)
     }
 
     /// Rows of a read.

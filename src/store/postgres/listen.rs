@@ -1,7 +1,9 @@
 //! The `LISTEN` side of cross-instance cache invalidation: a thread of its own (with a
 //! small runtime, so it works whatever runtime opened the store) keeps one connection
-//! listening on [`CHANNEL`], moves the [`ChangeFeed`] on every notification, marks it down
-//! while the connection is lost, and reconnects by itself.
+//! listening on [`CHANNEL`], moves the [`ChangeFeed`] on every notification and then
+//! acknowledges it (see [`acks`](super::acks)), marks the feed down while the connection
+//! is lost, and reconnects by itself. Its connection is named [`APPLICATION_NAME`], which
+//! is how writers count the listeners whose acknowledgements they wait for.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +13,13 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::AsyncMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::acks::{ACKS, Acks, acknowledgement};
 use crate::store::changes::ChangeFeed;
 
 /// The channel every write notifies and every instance listens on.
 pub(super) const CHANNEL: &str = "twitcher_changes";
+/// `application_name` of listening connections (`pg_stat_activity`).
+pub(super) const APPLICATION_NAME: &str = "twitcher-listen";
 
 /// How often a quiet listening connection is checked to be alive.
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -35,17 +40,19 @@ impl Drop for Listener {
 
 /// Starts listening for `feed`; the feed is down until the first `LISTEN` succeeds.
 pub(super) fn start(
-    config: tokio_postgres::Config,
+    mut config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
     feed: Arc<ChangeFeed>,
+    acks: Arc<Acks>,
 ) -> std::io::Result<Listener> {
+    config.application_name(APPLICATION_NAME);
     let (stop, stopped) = watch::channel(false);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     std::thread::Builder::new()
         .name("twitcher-pg-listen".into())
-        .spawn(move || runtime.block_on(run(config, tls, feed, stopped)))?;
+        .spawn(move || runtime.block_on(run(config, tls, feed, acks, stopped)))?;
     Ok(Listener { stop })
 }
 
@@ -53,17 +60,18 @@ async fn run(
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
     feed: Arc<ChangeFeed>,
+    acks: Arc<Acks>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut retry = RETRY_FIRST;
     loop {
         let outcome = tokio::select! {
-            outcome = listen(&config, tls.clone(), &feed) => outcome,
+            outcome = listen(&config, tls.clone(), &feed, &acks) => outcome,
             _ = stopped.changed() => return,
         };
         feed.disconnected();
         match outcome {
-            // It was up: try again at once, then back off.
+            // It was up: start over at the shortest wait.
             Ok(()) => retry = RETRY_FIRST,
             Err(e) => tracing::warn!(
                 error = %e,
@@ -83,6 +91,7 @@ async fn listen(
     config: &tokio_postgres::Config,
     tls: MakeRustlsConnect,
     feed: &ChangeFeed,
+    acks: &Acks,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(tls).await?;
     // The connection must be polled for the client to make progress; notifications come
@@ -92,8 +101,9 @@ async fn listen(
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(_)) => {
-                    if tx.send(()).is_err() {
+                Ok(AsyncMessage::Notification(n)) => {
+                    let event = (n.channel().to_owned(), n.payload().to_owned());
+                    if tx.send(event).is_err() {
                         return;
                     }
                 }
@@ -105,7 +115,12 @@ async fn listen(
             }
         }
     });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    client
+        .batch_execute(&format!("LISTEN {ACKS}; LISTEN {CHANNEL}"))
+        .await?;
+    let acknowledge = client
+        .prepare(&format!("SELECT pg_notify('{ACKS}', $1::text)"))
+        .await?;
     feed.connected();
     tracing::debug!("listening for changes from other twitcher instances");
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -113,7 +128,18 @@ async fn listen(
     loop {
         tokio::select! {
             event = notifications.recv() => match event {
-                Some(()) => feed.changed(),
+                Some((channel, payload)) if channel == CHANNEL => {
+                    // Forgotten first, confirmed second: the writer may answer its client
+                    // as soon as the confirmation arrives.
+                    feed.changed();
+                    if let Some(ack) = acknowledgement(&payload)
+                        && let Err(e) = client.execute(&acknowledge, &[&ack]).await
+                    {
+                        tracing::warn!(error = %e, "cannot acknowledge a change");
+                        break;
+                    }
+                }
+                Some((_, payload)) => acks.received(&payload),
                 None => break,
             },
             _ = ping.tick() => {

@@ -46,7 +46,12 @@ impl ServiceSql {
     }
 }
 
-pub(super) const NOTIFY: &str = "SELECT pg_notify('twitcher_changes', $1::text)";
+/// Tells every listening instance about a write (delivered when the transaction commits)
+/// and counts the listeners that will acknowledge it (those of this database and user:
+/// `pg_stat_activity` hides other users' application names).
+pub(super) const NOTIFY: &str = "SELECT (SELECT count(*) FROM pg_stat_activity \
+     WHERE datname = current_database() AND application_name = 'twitcher-listen') \
+     FROM pg_notify('twitcher_changes', $1::text)";
 
 pub(super) const ACCESS_TOKEN: &str =
     "SELECT token::text, expires_at::text FROM access_tokens WHERE token = $1::text LIMIT 1";
