@@ -150,12 +150,12 @@ fn build(settings: &TlsSettings) -> Result<Generation, TlsError> {
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Server)?;
-    let certs = load::certificates(&settings.certfile)?;
-    let key = load::private_key(&settings.keyfile)?;
+    let certs = load::certificates(&settings.certfile).map_err(|e| e.at("certfile"))?;
+    let key = load::private_key(&settings.keyfile).map_err(|e| e.at("keyfile"))?;
     let (builder, chain) = match (settings.client_verify, &settings.client_ca) {
         (ClientVerify::None, _) | (_, None) => (builder.with_no_client_auth(), None),
         (verify, Some(ca)) => {
-            let roots = Arc::new(load::roots(ca)?);
+            let roots = Arc::new(load::roots(ca).map_err(|e| e.at("client_ca"))?);
             let chain = Arc::new(ChainVerifier::new(roots, provider)?);
             let mandatory = verify == ClientVerify::Required;
             let auth = Arc::new(ClientAuth::new(chain.clone(), mandatory));

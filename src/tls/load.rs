@@ -11,6 +11,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 /// A TLS file that cannot be used, naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// The file of this `[server:main]` key cannot be used.
+    #[error("{key}: {source}")]
+    Setting {
+        /// `certfile`, `keyfile` or `client_ca`.
+        key: &'static str,
+        /// Why.
+        source: Box<TlsError>,
+    },
     /// The file or directory cannot be read.
     #[error("{}: {source}", path.display())]
     Read {
@@ -45,6 +53,16 @@ pub enum TlsError {
     /// The client certificate verifier cannot be built from the roots.
     #[error("client_ca: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+impl TlsError {
+    /// The same error, naming the `[server:main]` key whose file it is about.
+    pub fn at(self, key: &'static str) -> TlsError {
+        TlsError::Setting {
+            key,
+            source: Box::new(self),
+        }
+    }
 }
 
 /// The certificate chain of a PEM file, leaf first.
