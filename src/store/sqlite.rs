@@ -126,7 +126,7 @@ impl Store for SqliteStore {
         let name = name.to_owned();
         self.read(move |conn, sql| {
             conn.prepare_cached(&sql.by_name)?
-                .query_row([name], service_from_row)
+                .query_row([&name], service_from_row)
                 .optional()
         })
         .await
@@ -136,7 +136,7 @@ impl Store for SqliteStore {
         let url = url.to_owned();
         self.read(move |conn, sql| {
             conn.prepare_cached(&sql.by_url)?
-                .query_row([url], service_from_row)
+                .query_row([&url], service_from_row)
                 .optional()
         })
         .await
@@ -178,7 +178,7 @@ impl Store for SqliteStore {
         self.write(move |conn, _| {
             let deleted = conn
                 .prepare_cached("DELETE FROM services WHERE name = ?1")?
-                .execute([name])?;
+                .execute([&name])?;
             Ok(deleted > 0)
         })
         .await
@@ -208,7 +208,7 @@ impl Store for SqliteStore {
             conn.prepare_cached(
                 "SELECT token, expires_at FROM access_tokens WHERE token = ?1 LIMIT 1",
             )?
-            .query_row([token], |row| {
+            .query_row([&token], |row| {
                 Ok(AccessToken {
                     token: text(row, 0)?.unwrap_or_default(),
                     expires_at: expiry_or_expired(epoch(row, 1)?, "access_tokens.expires_at"),
@@ -224,7 +224,7 @@ impl Store for SqliteStore {
         self.write(move |conn, _| {
             let deleted = conn
                 .prepare_cached("DELETE FROM access_tokens WHERE token = ?1")?
-                .execute([token])?;
+                .execute([&token])?;
             Ok(deleted > 0)
         })
         .await
@@ -257,7 +257,7 @@ impl Store for SqliteStore {
                 "SELECT client_id, client_secret, name, _redirect_uris, default_scope \
                  FROM client WHERE client_id = ?1 LIMIT 1",
             )?
-            .query_row([client_id], |row| {
+            .query_row([&client_id], |row| {
                 Ok(OAuthClient {
                     client_id: text(row, 0)?.unwrap_or_default(),
                     client_secret: text(row, 1)?.unwrap_or_default(),
@@ -295,7 +295,7 @@ impl Store for SqliteStore {
                 "SELECT access_token, client_id, scope, expires FROM token \
                  WHERE access_token = ?1 LIMIT 1",
             )?
-            .query_row([access_token], |row| {
+            .query_row([&access_token], |row| {
                 Ok(OAuthToken {
                     access_token: text(row, 0)?.unwrap_or_default(),
                     client_id: text(row, 1)?.unwrap_or_default(),
@@ -344,7 +344,7 @@ impl Store for SqliteStore {
         self.write(move |conn, _| {
             let deleted = conn
                 .prepare_cached("DELETE FROM token WHERE access_token = ?1")?
-                .execute([access_token])?;
+                .execute([&access_token])?;
             Ok(deleted > 0)
         })
         .await

@@ -14,7 +14,7 @@
 //! opened before it (they may share its fault, e.g. hold a replaced file): the next call
 //! opens a fresh one, so the store recovers by itself when the fault ends.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -95,7 +95,7 @@ impl SqliteStore {
     pub(super) async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &ServiceSql) -> rusqlite::Result<T> + Send + 'static,
+        F: Fn(&Connection, &ServiceSql) -> rusqlite::Result<T> + Send + 'static,
     {
         self.run(Access::Read, f).await
     }
@@ -105,7 +105,7 @@ impl SqliteStore {
     pub(super) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &ServiceSql) -> rusqlite::Result<T> + Send + 'static,
+        F: Fn(&Connection, &ServiceSql) -> rusqlite::Result<T> + Send + 'static,
     {
         self.run(Access::Write, f).await
     }
@@ -113,7 +113,7 @@ impl SqliteStore {
     async fn run<T, F>(&self, access: Access, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &ServiceSql) -> rusqlite::Result<T> + Send + 'static,
+        F: Fn(&Connection, &ServiceSql) -> rusqlite::Result<T> + Send + 'static,
     {
         let deadline = Instant::now() + LOCK_WAIT;
         let inner = Arc::clone(&self.inner);
@@ -133,7 +133,13 @@ impl SqliteStore {
             // Held by the blocking task, so a cancelled caller does not free the slot early.
             let _permit = permit;
             let mut pooled = inner.checkout(access)?;
-            let result = call(&mut pooled.conn, access, deadline, &inner.sql, f);
+            let mut result = call(&mut pooled.conn, access, deadline, &inner.sql, &f);
+            if access == Access::Write && result.as_ref().is_err_and(is_stale) {
+                // Rolled back, so safe to run again, once, on a connection opened now.
+                inner.discard_idle(pooled);
+                pooled = inner.checkout(access)?;
+                result = call(&mut pooled.conn, access, deadline, &inner.sql, &f);
+            }
             inner.checkin(access, pooled, result.as_ref().err());
             result.map_err(store_error)
         })
@@ -148,7 +154,7 @@ fn call<T>(
     access: Access,
     deadline: Instant,
     sql: &ServiceSql,
-    f: impl FnOnce(&Connection, &ServiceSql) -> rusqlite::Result<T>,
+    f: &impl Fn(&Connection, &ServiceSql) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
     conn.busy_timeout(deadline.saturating_duration_since(Instant::now()))?;
     match access {
@@ -193,42 +199,63 @@ impl Inner {
 
     /// An idle connection, or a new one on the existing file when none is idle.
     fn checkout(&self, access: Access) -> StoreResult<Pooled> {
-        // Read before opening: a connection opened during a fault is never newer than it.
-        let generation = self.generation.load(Ordering::Acquire);
         if let Some(pooled) = self.lane(access).idle().pop() {
             return Ok(pooled);
+        }
+        let pooled = self.open(access)?;
+        if access == Access::Write && is_read_only(&pooled.conn) {
+            // Connections opened while the file was read-only made its `-wal` and `-shm`
+            // read-only too (SQLite gives them the file's mode), and their locks keep those
+            // files: close them all, so SQLite can start them afresh for a writable file.
+            self.discard_idle(pooled);
+            let pooled = self.open(access)?;
+            if is_read_only(&pooled.conn) {
+                // Fail before taking a lock: every write would fail the same way.
+                return Err(StoreError::Unavailable(format!(
+                    "the database {} is read-only",
+                    self.path.display()
+                )));
+            }
+            return Ok(pooled);
+        }
+        Ok(pooled)
+    }
+
+    /// A new connection on the existing file.
+    fn open(&self, access: Access) -> StoreResult<Pooled> {
+        // Read before opening: a connection opened during a fault is never newer than it.
+        let generation = self.generation.load(Ordering::Acquire);
+        if access == Access::Write {
+            restore_sidecar_modes(&self.path);
         }
         // No CREATE flag: if the file vanished, fail instead of starting an empty registry.
         // READ_WRITE still opens a write-protected file, read-only.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.path, flags).map_err(store_error)?;
         configure(&conn).map_err(store_error)?;
-        match access {
+        if access == Access::Read {
             // A reader must never write, whatever a caller's SQL says.
-            Access::Read => conn
-                .pragma_update(None, "query_only", true)
-                .map_err(store_error)?,
-            // Fail before taking a lock: every write would fail the same way.
-            Access::Write if is_read_only(&conn) => {
-                return Err(StoreError::Unavailable(format!(
-                    "the database {} is read-only",
-                    self.path.display()
-                )));
-            }
-            Access::Write => {}
+            conn.pragma_update(None, "query_only", true)
+                .map_err(store_error)?;
         }
         Ok(Pooled { conn, generation })
+    }
+
+    /// Closes `broken` and every idle connection, and marks those in use as too old to
+    /// be pooled again.
+    fn discard_idle(&self, broken: Pooled) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        // Closed outside the locks: closing the last connection checkpoints the WAL.
+        let stale_readers = std::mem::take(&mut *self.readers.idle());
+        let stale_writer = std::mem::take(&mut *self.writer.idle());
+        drop((stale_readers, stale_writer, broken));
     }
 
     /// Returns a connection for reuse, unless the call broke it (then the idle ones go
     /// too), it is older than the last break, it is mid-transaction or enough are idle.
     fn checkin(&self, access: Access, pooled: Pooled, failure: Option<&rusqlite::Error>) {
         if failure.is_some_and(breaks_connection) {
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            // Closed outside the locks: closing the last connection checkpoints the WAL.
-            let stale_readers = std::mem::take(&mut *self.readers.idle());
-            let stale_writer = std::mem::take(&mut *self.writer.idle());
-            drop((stale_readers, stale_writer, pooled));
+            self.discard_idle(pooled);
             return;
         }
         // A connection still inside a transaction would keep its locks: close it instead.
@@ -238,6 +265,40 @@ impl Inner {
             return;
         }
         self.lane(access).push(pooled);
+    }
+}
+
+/// Makes `-wal` and `-shm` writable again when the database file is. SQLite creates them
+/// with the file's mode: created while the file was read-only, they stay read-only when it
+/// is writable again, and so does every connection that opens them. They are this
+/// process's files then (created by its connections), so it may change their mode.
+fn restore_sidecar_modes(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    const OWNER_WRITE: u32 = 0o200;
+    let Ok(file) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = file.permissions().mode() & 0o777;
+    if mode & OWNER_WRITE == 0 {
+        return;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut sidecar = path.as_os_str().to_owned();
+        sidecar.push(suffix);
+        let sidecar = PathBuf::from(sidecar);
+        let read_only =
+            std::fs::metadata(&sidecar).is_ok_and(|m| m.permissions().mode() & OWNER_WRITE == 0);
+        if !read_only {
+            continue;
+        }
+        match std::fs::set_permissions(&sidecar, std::fs::Permissions::from_mode(mode)) {
+            Ok(()) => {
+                tracing::info!(file = %sidecar.display(), "made writable again, as the database is")
+            }
+            Err(e) => {
+                tracing::warn!(file = %sidecar.display(), error = %e, "read-only beside a writable database: writes fail until it is writable")
+            }
+        }
     }
 }
 
@@ -261,6 +322,13 @@ pub(super) fn open_reason(e: &rusqlite::Error) -> String {
         Some(ErrorCode::NotADatabase) => format!("not an SQLite database ({e})"),
         _ => e.to_string(),
     }
+}
+
+/// A write refused as read-only: the file may have become writable since the connection
+/// (or the `-wal`/`-shm` files of connections opened while it was not) was opened, or it
+/// was replaced (`SQLITE_READONLY_DBMOVED`); a fresh connection may succeed.
+fn is_stale(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::ReadOnly)
 }
 
 /// Failures after which a connection may stay unusable although the fault has ended: a
