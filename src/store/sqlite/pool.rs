@@ -272,7 +272,7 @@ impl Inner {
 /// with the file's mode: created while the file was read-only, they stay read-only when it
 /// is writable again, and so does every connection that opens them. They are this
 /// process's files then (created by its connections), so it may change their mode.
-fn restore_sidecar_modes(path: &Path) {
+pub(super) fn restore_sidecar_modes(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     const OWNER_WRITE: u32 = 0o200;
     let Ok(file) = std::fs::metadata(path) else {

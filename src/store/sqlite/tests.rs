@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::super::memory::MemoryStore;
-use super::pool::store_error;
+use super::pool::{restore_sidecar_modes, store_error};
 use super::rows::parse_datetime;
 use super::*;
 
@@ -1001,6 +1001,36 @@ fn surroundings_faults_are_unavailable_and_bugs_are_not() {
         StoreError::Unavailable(message) => assert!(message.contains("lock"), "{message}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn sidecars_made_read_only_follow_the_database_back() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let set =
+        |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("t.sqlite");
+    let (wal, shm) = (
+        dir.path().join("t.sqlite-wal"),
+        dir.path().join("t.sqlite-shm"),
+    );
+    for file in [&db, &wal, &shm] {
+        std::fs::write(file, b"").unwrap();
+        set(file, 0o444);
+    }
+    restore_sidecar_modes(&db);
+    assert_eq!(
+        (mode(&wal), mode(&shm)),
+        (0o444, 0o444),
+        "the database is still read-only"
+    );
+    set(&db, 0o640);
+    restore_sidecar_modes(&db);
+    assert_eq!((mode(&wal), mode(&shm)), (0o640, 0o640));
+    set(&shm, 0o600);
+    restore_sidecar_modes(&db);
+    assert_eq!(mode(&shm), 0o600, "a writable sidecar is left alone");
 }
 
 #[test]
