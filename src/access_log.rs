@@ -2,7 +2,8 @@
 //! (`twitcher.access_log = false` or `RUST_LOG=…,twitcher::access=off` turn it off).
 //!
 //! A line names the method, the route, the service, the OWS operation, the status, the
-//! response bytes, the duration and the kind of credential (with the OAuth client id):
+//! response bytes, the duration and the kind of credential (with the OAuth client id, or
+//! the subject DN of a client certificate twitcher verified itself):
 //! never a token, a query, a path below the service name, or a header value. What only
 //! the proxy knows (service, operation, credential) it hands over in a [`Served`]
 //! response extension; nothing is parsed a second time here.
@@ -38,8 +39,9 @@ pub enum Credential {
     /// None was needed (public service or operation), or none was checked.
     #[default]
     None,
-    /// A verified client certificate.
-    Certificate,
+    /// A verified client certificate: with its user's subject DN when twitcher's HTTPS
+    /// listener verified it, None when a front end's `X-Ssl-Client-Verify` vouched for it.
+    Certificate(Option<String>),
     /// A token of this kind.
     Token(TokenKind),
 }
@@ -49,7 +51,7 @@ impl Credential {
     pub fn as_str(&self) -> &'static str {
         match self {
             Credential::None => "none",
-            Credential::Certificate => "cert",
+            Credential::Certificate(_) => "cert",
             Credential::Token(kind) => kind.as_str(),
         }
     }
@@ -58,6 +60,14 @@ impl Credential {
     pub fn client_id(&self) -> Option<&str> {
         match self {
             Credential::Token(kind) => kind.client_id(),
+            _ => None,
+        }
+    }
+
+    /// The subject DN of a certificate twitcher verified itself (the user's, not a proxy's).
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Credential::Certificate(subject) => subject.as_deref(),
             _ => None,
         }
     }
@@ -105,7 +115,9 @@ impl Served {
                 .unwrap_or("other")
         });
         let credential = match (admitted.grant, &admitted.token) {
-            (Grant::Certificate, _) => Credential::Certificate,
+            (Grant::Certificate, _) => {
+                Credential::Certificate(admitted.certificate.as_ref().map(|c| c.subject.clone()))
+            }
             (Grant::Token(_), Some(kind)) => Credential::Token(kind.clone()),
             _ => Credential::None,
         };
@@ -150,6 +162,7 @@ pub fn write(record: &Record<'_>) {
         duration_ms = record.duration.as_secs_f64() * 1000.0,
         credential = credential.as_str(),
         client_id = credential.client_id().unwrap_or("-"),
+        subject = credential.subject().unwrap_or("-"),
         "request"
     );
 }

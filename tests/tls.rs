@@ -795,6 +795,8 @@ struct Https {
 }
 
 async fn start_https(ca: &Issued, verify: ClientVerify, tweak: impl FnOnce(&mut Config)) -> Https {
+    // Before any app is built: the app decides at build time what it logs.
+    let _ = common::logs::capture();
     let files = files(ca, verify);
     let backend = common::StubBackend::start().await;
     backend.route("/wps", common::Canned::ok("text/xml", EXECUTED));
@@ -879,6 +881,16 @@ async fn execute_with_a_proxy_certificate_reaches_the_backend_as_the_user() {
             "{headers:?}"
         );
     }
+    // The access log names the user, not the proxy.
+    let logs = common::logs::capture();
+    let lines = logs.lines_with("twitcher::access");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("credential=\"cert\"")
+                && l.contains(&format!("subject=\"{ALICE}\""))),
+        "{lines:#?}"
+    );
 }
 
 #[tokio::test]
