@@ -202,13 +202,15 @@ impl Inner {
         if let Some(pooled) = self.lane(access).idle().pop() {
             return Ok(pooled);
         }
-        let pooled = self.open(access)?;
+        let mut pooled = self.open(access)?;
         if access == Access::Write && is_read_only(&pooled.conn) {
-            // Connections opened while the file was read-only made its `-wal` and `-shm`
-            // read-only too (SQLite gives them the file's mode), and their locks keep those
-            // files: close them all, so SQLite can start them afresh for a writable file.
-            self.discard_idle(pooled);
-            let pooled = self.open(access)?;
+            let protected = std::fs::metadata(&self.path).is_ok_and(|m| m.permissions().readonly());
+            if !protected {
+                // The file is writable again, but connections opened while it was not keep
+                // its `-shm` open read-only, and this process shares one: close them all.
+                self.discard_idle(pooled);
+                pooled = self.open(access)?;
+            }
             if is_read_only(&pooled.conn) {
                 // Fail before taking a lock: every write would fail the same way.
                 return Err(StoreError::Unavailable(format!(
@@ -216,7 +218,6 @@ impl Inner {
                     self.path.display()
                 )));
             }
-            return Ok(pooled);
         }
         Ok(pooled)
     }
