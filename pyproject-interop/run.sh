@@ -67,6 +67,7 @@ assert version == "7.0.0", version'
 install_twitcherctl_05() {
     "$1/bin/pip" install "${PIP_OPTS[@]}" -r "$REQ/twitcherctl-05.txt"
     "$1/bin/twitcherctl" --help >/dev/null
+    "$1/bin/python" -c "import psycopg2"
 }
 
 # As in shared/spec/golden/v060/INSTALL.md: PasteDeploy resolves eggs through the venv's old
@@ -79,6 +80,9 @@ install_twitcherctl_06() {
         zope.interface==5.5.2 zope.deprecation==4.4.0
     "$1/bin/python" -c "import pkg_resources; pkg_resources.require('pyramid_twitcher')"
     "$1/bin/twitcherctl" --help >/dev/null
+    # The original on PostgreSQL (tests/test_postgres_originals.py): its models over psycopg2.
+    "$1/bin/pip" install "${PIP_OPTS[@]}" psycopg2-binary==2.9.13
+    "$1/bin/python" -c "import psycopg2"
 }
 
 install_tests() {
