@@ -1066,3 +1066,75 @@ async fn a_stalled_or_garbled_handshake_does_not_stop_others() {
         .expect("a garbled handshake is never closed");
     assert!(!answer.starts_with(b"HTTP/"));
 }
+
+/// The real binary: SIGHUP rotates the server certificate for new connections while a
+/// connection made before keeps working (its client trusts only the old CA, so a new
+/// handshake would fail: the second request can only succeed on the old connection).
+#[tokio::test]
+async fn sighup_rotates_the_running_servers_certificate_without_dropping_connections() {
+    let old_ca = pki::ca("old CA");
+    let new_ca = pki::ca("new CA");
+    let dir = tempfile::tempdir().unwrap();
+    let (certfile, keyfile) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    let install = |ca: &Issued| {
+        let server = pki::server(ca);
+        std::fs::write(&certfile, format!("{}{}", server.pem, ca.pem)).unwrap();
+        std::fs::write(&keyfile, server.key_pem()).unwrap();
+    };
+    install(&old_ca);
+    let process = common::process::Process::start(
+        "",
+        &format!(
+            "https_listen = 127.0.0.1:0\ncertfile = {}\nkeyfile = {}",
+            certfile.display(),
+            keyfile.display()
+        ),
+    );
+    let wait_log = |needle: &str| {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(line) = process.log().into_iter().find(|l| l.contains(needle)) {
+                return line;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "no log line with {needle:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let line = wait_log("serving on https://");
+    let port = line.rsplit(':').next().unwrap().trim().to_string();
+    let health = format!("https://localhost:{port}/health");
+    let client = |ca: &Issued| {
+        reqwest::Client::builder()
+            .use_preconfigured_tls(client_config(ca, None, TLS13))
+            .resolve("localhost", "127.0.0.1:0".parse().unwrap())
+            .no_proxy()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap()
+    };
+    let kept = client(&old_ca);
+    let status = |r: reqwest::Result<reqwest::Response>| r.map(|r| r.status().as_u16());
+    assert_eq!(status(kept.get(&health).send().await).unwrap(), 200);
+
+    install(&new_ca);
+    let pid = rustix::process::Pid::from_raw(process.pid() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    wait_log("TLS certificates and client roots reloaded");
+
+    assert_eq!(
+        status(client(&new_ca).get(&health).send().await).unwrap(),
+        200
+    );
+    assert!(
+        status(client(&old_ca).get(&health).send().await).is_err(),
+        "a new connection still got the old certificate"
+    );
+    assert_eq!(
+        status(kept.get(&health).send().await).unwrap(),
+        200,
+        "the connection made before SIGHUP was dropped"
+    );
+}
