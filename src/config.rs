@@ -79,6 +79,37 @@ pub enum ClientVerify {
     Required,
 }
 
+/// How client connections are held (`[server:main]`): how long a client may take to send a
+/// request's headers or sit idle between requests, how many connections are served at
+/// once, and how long a shutdown waits for requests in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// Time from a connection's first byte (or a new request's first byte) until its
+    /// headers are complete (`header_read_timeout`, default 10 s); also how long a new
+    /// connection may stay silent.
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request
+    /// (`keepalive_timeout`, default 60 s; None: `0`, no keep-alive).
+    pub keepalive_timeout: Option<Duration>,
+    /// Connections served at once (`connection_limit`; None: 10 000, or less when the
+    /// open-files limit is lower). Further clients wait in the listen backlog.
+    pub connection_limit: Option<usize>,
+    /// How long SIGTERM/SIGINT waits for requests in flight before closing them
+    /// (`graceful_timeout`, default 30 s; zero: close at once).
+    pub graceful_timeout: Duration,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            header_read_timeout: Duration::from_secs(10),
+            keepalive_timeout: Some(Duration::from_secs(60)),
+            connection_limit: None,
+            graceful_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// The native HTTPS listener (`[server:main]` `https_listen`, `certfile`, …).
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
@@ -103,6 +134,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Native HTTPS, when configured.
     pub tls: Option<TlsSettings>,
+    /// Timeouts and limits of client connections.
+    pub connections: ConnectionSettings,
     /// Database location.
     pub database: DatabaseUrl,
     /// Public base URL of twitcher (`twitcher.url`), used by the frontpage.
@@ -192,6 +225,7 @@ impl Default for Config {
             source: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             tls: None,
+            connections: ConnectionSettings::default(),
             database: DatabaseUrl::Sqlite(PathBuf::from("twitcher.sqlite")),
             url: Url::parse("http://localhost:8000").expect("static URL"),
             rpcinterface: true,
@@ -407,6 +441,7 @@ impl Config {
             parse_listen(&server).map_err(|(key, m)| err(&format!("[server:main] {key}"), m))?;
         config.tls =
             parse_tls(&server, here).map_err(|(key, m)| err(&format!("[server:main] {key}"), m))?;
+        config.connections = parse_connections(file, server)?;
         Ok(Loaded { config, warnings })
     }
 }
@@ -634,6 +669,49 @@ fn parse_listen(server: &HashMap<String, String>) -> Result<SocketAddr, (&'stati
     }
 }
 
+fn parse_connections(
+    file: &str,
+    server: HashMap<String, String>,
+) -> Result<ConnectionSettings, ConfigError> {
+    let settings = Settings {
+        file,
+        values: server,
+    };
+    let in_section = |e: ConfigError| ConfigError {
+        key: format!("[server:main] {}", e.key),
+        ..e
+    };
+    let mut connections = ConnectionSettings::default();
+    settings
+        .seconds("header_read_timeout", &mut connections.header_read_timeout)
+        .map_err(in_section)?;
+    if settings.string("keepalive_timeout").is_some() {
+        connections.keepalive_timeout = settings
+            .optional_seconds("keepalive_timeout")
+            .map_err(in_section)?;
+    }
+    if let Some(limit) = settings.string("connection_limit") {
+        let limit = limit
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10_000_000).contains(n))
+            .ok_or_else(|| {
+                in_section(settings.error(
+                    "connection_limit",
+                    format!("{limit:?} is not a number of connections (1 or more)"),
+                ))
+            })?;
+        connections.connection_limit = Some(limit);
+    }
+    if settings.string("graceful_timeout").is_some() {
+        connections.graceful_timeout = settings
+            .optional_seconds("graceful_timeout")
+            .map_err(in_section)?
+            .unwrap_or(Duration::ZERO);
+    }
+    Ok(connections)
+}
+
 fn parse_tls(
     server: &HashMap<String, String>,
     here: &Path,
@@ -779,6 +857,33 @@ mod tests {
         assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
         let c = load("[app:main]\n").unwrap().config;
         assert_eq!(c.listen, "127.0.0.1:8000".parse().unwrap());
+    }
+
+    #[test]
+    fn connection_settings() {
+        let c = load("[app:main]\n").unwrap().config;
+        assert_eq!(c.connections, ConnectionSettings::default());
+        let text = "[app:main]\n[server:main]\nheader_read_timeout = 2.5\nkeepalive_timeout = 0\nconnection_limit = 50\ngraceful_timeout = 0\n";
+        let c = load(text).unwrap().config.connections;
+        assert_eq!(c.header_read_timeout, Duration::from_millis(2500));
+        assert_eq!(c.keepalive_timeout, None);
+        assert_eq!(c.connection_limit, Some(50));
+        assert_eq!(c.graceful_timeout, Duration::ZERO);
+        for (line, key) in [
+            (
+                "header_read_timeout = 0",
+                "[server:main] header_read_timeout",
+            ),
+            (
+                "keepalive_timeout = soon",
+                "[server:main] keepalive_timeout",
+            ),
+            ("connection_limit = 0", "[server:main] connection_limit"),
+            ("graceful_timeout = -1", "[server:main] graceful_timeout"),
+        ] {
+            let e = load(&format!("[app:main]\n[server:main]\n{line}\n")).unwrap_err();
+            assert_eq!(e.key, key, "{line}");
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! Management: [`rpc`] (XML-RPC at `/RPC2`), [`oauth`] (client registration and the
 //! client-credentials grant, tokens from [`tokens`]), [`api`] (REST `/services`), sharing
 //! the registration rules of [`registry`] and the basic auth of [`basic_auth`].
-//! State lives behind the [`store::Store`] trait; settings come from [`config`].
+//! State lives behind the [`store::Store`] trait; settings come from [`config`]; [`server`]
+//! accepts the connections, holds them to their timeouts and drains them on shutdown.
 
 pub mod api;
 pub mod app;
@@ -31,6 +32,7 @@ pub mod registry;
 pub mod router;
 pub mod rpc;
 pub mod security;
+pub mod server;
 pub mod store;
 pub mod tokens;
 pub mod verify;

@@ -115,7 +115,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(app, listen)) {
+    let served = runtime.block_on(serve(app, listen));
+    // Work left on blocking threads (a database call of a closed request) is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("twitcher: {e}");
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(app: App, listen: SocketAddr) -> std::io::Result<()> {
+    twitcher::server::raise_open_files_limit();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
@@ -133,13 +137,17 @@ async fn serve(app: App, listen: SocketAddr) -> std::io::Result<()> {
         twitcher::frontpage::VERSION,
         listener.local_addr()?
     );
-    let service = twitcher::app(app).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    let connections = app.config.connections.clone();
+    twitcher::server::serve(
+        vec![twitcher::server::Listener::http(listener)],
+        twitcher::app(app),
+        &connections,
+        shutdown_signal(),
+    )
+    .await
 }
 
-/// Resolves on Ctrl-C or SIGTERM, letting in-flight requests finish.
+/// Resolves on Ctrl-C or SIGTERM; the server then drains its connections.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
