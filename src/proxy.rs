@@ -156,8 +156,9 @@ fn cache_key<'a>(
         .is_some_and(|r| r.request == "getcapabilities");
     let anyone = admitted.anonymous || admitted.service.is_public();
     (*method == Method::GET && is_caps && anyone).then(|| {
-        let query = admitted.upstream.query().unwrap_or("");
-        (cache, Key::new(&admitted.service, public_url, query))
+        // Path and query: an extra path (RESTful WMTS capabilities) is another document.
+        let target = &admitted.upstream[url::Position::BeforePath..];
+        (cache, Key::new(&admitted.service, public_url, target))
     })
 }
 

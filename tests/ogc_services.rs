@@ -268,8 +268,7 @@ async fn data_operations_need_a_token() {
             "image/png",
         ),
     ];
-    let mut seen = 0;
-    for (name, query, answer, media) in cases {
+    for (seen, (name, query, answer, media)) in cases.into_iter().enumerate() {
         let (status, content_type, body) = get(&app, &format!("/ows/proxy/{name}?{query}")).await;
         let body = String::from_utf8_lossy(&body);
         assert_eq!(
@@ -295,7 +294,6 @@ async fn data_operations_need_a_token() {
         assert_eq!(received.len(), seen + 1, "{name}");
         let last = received.last().unwrap();
         assert!(!last.target.contains("good"), "{}", last.target);
-        seen += 1;
     }
 }
 
