@@ -132,6 +132,7 @@ async fn admit(
         query,
         headers,
         peer: None,
+        certificate: None,
     };
     gate.admit(Route::Proxy, incoming, body).await
 }

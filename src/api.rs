@@ -12,56 +12,14 @@ use serde_json::{Map, Value, json};
 
 use crate::app::App;
 use crate::basic_auth;
-use crate::json::PyJson;
+use crate::json::{JsonError, PyJson};
 use crate::registry::{self, RegistryError, ServiceFields, Viewer};
 use crate::security;
 use crate::store::Service;
-use crate::tokens::Scope;
-
-/// Largest registration body read.
-const MAX_BODY: usize = 64 * 1024;
+use crate::tokens::{Scope, TokenError};
 
 /// The OpenAPI 3 description of the REST interface.
 pub const OPENAPI: &str = include_str!("api/openapi.json");
-
-/// Errors of the REST interface, answered as JSON.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// Validation failed: `(field, description)` pairs, as the original listed them.
-    #[error("invalid request")]
-    Invalid(Vec<(&'static str, String)>),
-    /// Credentials missing or wrong.
-    #[error("unauthorized")]
-    Unauthorized,
-    /// Something failed inside twitcher; the cause was logged.
-    #[error("internal error")]
-    Internal,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match self {
-            ApiError::Invalid(errors) => {
-                let errors: Vec<Value> = errors
-                    .into_iter()
-                    .map(|(name, description)| json!({"location": "body", "name": name, "description": description}))
-                    .collect();
-                PyJson(StatusCode::BAD_REQUEST, json!({"status": "error", "errors": errors})).into_response()
-            }
-            ApiError::Unauthorized => crate::oauth::unauthorized(),
-            ApiError::Internal => PyJson(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"message": "An internal error occurred.", "code": "500 Internal Server Error", "title": "Internal Server Error"}),
-            )
-            .into_response(),
-        }
-    }
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "registry operation failed");
-    ApiError::Internal
-}
 
 /// A service as the 0.6 REST interface showed it (member order matters to printing
 /// clients), its URL as `viewer` may see it.
@@ -81,7 +39,7 @@ pub fn service_json(s: &Service, viewer: Viewer) -> Value {
 /// password hears so (as from the original) instead of silently reading anonymously.
 /// Returns who reads: the management user (right basic auth of a configured user, or a
 /// `register` token) sees service URLs whole, anyone else without their passwords.
-async fn require_read(app: &App, headers: &HeaderMap) -> Result<Viewer, ApiError> {
+async fn require_read(app: &App, headers: &HeaderMap) -> Result<Viewer, JsonError> {
     if app.config.rest_read_auth {
         require_write(app, headers).await?;
     }
@@ -89,23 +47,17 @@ async fn require_read(app: &App, headers: &HeaderMap) -> Result<Viewer, ApiError
         // Any valid token may read; only `register` may write, and see passwords.
         let now = crate::clock::now();
         let store = app.store.as_ref();
-        if app
-            .tokens
-            .check(store, token, Scope::Register, now)
-            .await
-            .is_ok()
-        {
-            return Ok(Viewer::Manager);
+        for (scope, viewer) in [
+            (Scope::Register, Viewer::Manager),
+            (Scope::Compute, Viewer::Anonymous),
+        ] {
+            match app.tokens.check(store, token, scope, now).await {
+                Ok(()) => return Ok(viewer),
+                Err(TokenError::Store(e)) => return Err(e.into()),
+                Err(_) => {}
+            }
         }
-        if app
-            .tokens
-            .check(store, token, Scope::Compute, now)
-            .await
-            .is_ok()
-        {
-            return Ok(Viewer::Anonymous);
-        }
-        return Err(ApiError::Unauthorized);
+        return Err(JsonError::Unauthorized);
     }
     if basic_auth::is_manager(&app.config, headers) {
         return Ok(Viewer::Manager);
@@ -118,7 +70,7 @@ async fn require_read(app: &App, headers: &HeaderMap) -> Result<Viewer, ApiError
 
 /// Basic auth of the management user, or a Bearer token with scope `register`. Without
 /// a configured management user and without credentials, the registry is open (as XML-RPC).
-async fn require_write(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+async fn require_write(app: &App, headers: &HeaderMap) -> Result<(), JsonError> {
     if let Some(token) = security::bearer_token(headers) {
         return app
             .tokens
@@ -129,19 +81,22 @@ async fn require_write(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
                 crate::clock::now(),
             )
             .await
-            .map_err(|_| ApiError::Unauthorized);
+            .map_err(|e| match e {
+                TokenError::Store(e) => e.into(),
+                _ => JsonError::Unauthorized,
+            });
     }
     if basic_auth::management_allowed(&app.config, headers) {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized)
+        Err(JsonError::Unauthorized)
     }
 }
 
 /// `GET /services`.
-pub async fn list(State(app): State<App>, headers: HeaderMap) -> Result<PyJson<Value>, ApiError> {
+pub async fn list(State(app): State<App>, headers: HeaderMap) -> Result<PyJson<Value>, JsonError> {
     let viewer = require_read(&app, &headers).await?;
-    let services = app.store.list_services().await.map_err(internal)?;
+    let services = app.store.list_services().await?;
     Ok(PyJson(
         StatusCode::OK,
         Value::Array(services.iter().map(|s| service_json(s, viewer)).collect()),
@@ -153,9 +108,9 @@ pub async fn get(
     State(app): State<App>,
     Path(name): Path<String>,
     headers: HeaderMap,
-) -> Result<PyJson<Value>, ApiError> {
+) -> Result<PyJson<Value>, JsonError> {
     let viewer = require_read(&app, &headers).await?;
-    let found = app.store.service_by_name(&name).await.map_err(internal)?;
+    let found = app.store.service_by_name(&name).await?;
     Ok(PyJson(
         StatusCode::OK,
         found
@@ -169,21 +124,24 @@ pub async fn delete(
     State(app): State<App>,
     Path(name): Path<String>,
     headers: HeaderMap,
-) -> Result<PyJson<Value>, ApiError> {
+) -> Result<PyJson<Value>, JsonError> {
     require_write(&app, &headers).await?;
-    let deleted = app.store.delete_service(&name).await.map_err(internal)?;
+    let deleted = app.store.delete_service(&name).await?;
     Ok(PyJson(StatusCode::OK, Value::Bool(deleted)))
 }
 
 /// `DELETE /services`: removes every service.
-pub async fn clear(State(app): State<App>, headers: HeaderMap) -> Result<PyJson<Value>, ApiError> {
+pub async fn clear(State(app): State<App>, headers: HeaderMap) -> Result<PyJson<Value>, JsonError> {
     require_write(&app, &headers).await?;
-    app.store.clear_services().await.map_err(internal)?;
+    app.store.clear_services().await?;
     Ok(PyJson(StatusCode::OK, Value::Bool(true)))
 }
 
 /// `POST /services`: registers (or updates in place) a service from JSON or a form.
-pub async fn register(State(app): State<App>, request: Request) -> Result<PyJson<Value>, ApiError> {
+pub async fn register(
+    State(app): State<App>,
+    request: Request,
+) -> Result<PyJson<Value>, JsonError> {
     let (parts, body) = request.into_parts();
     require_write(&app, &parts.headers).await?;
     let fields = read_fields(&parts.headers, body).await?;
@@ -192,7 +150,7 @@ pub async fn register(State(app): State<App>, request: Request) -> Result<PyJson
         // Not an http(s) URL: nothing registered, `{}` as the original answered.
         return Ok(PyJson(StatusCode::OK, json!({})));
     };
-    app.store.save_service(&service).await.map_err(internal)?;
+    app.store.save_service(&service).await?;
     // The writer sent the URL: it is answered whole.
     Ok(PyJson(
         StatusCode::OK,
@@ -202,11 +160,11 @@ pub async fn register(State(app): State<App>, request: Request) -> Result<PyJson
 
 /// The body as a JSON object: JSON with or without a JSON content type (the 0.6
 /// twitcherctl sent none), or a form.
-async fn read_fields(headers: &HeaderMap, body: Body) -> Result<Map<String, Value>, ApiError> {
-    let too_large = || ApiError::Invalid(vec![("", "The request body is too large.".into())]);
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
+async fn read_fields(headers: &HeaderMap, body: Body) -> Result<Map<String, Value>, JsonError> {
+    // Bounded by the body limit layer (`middleware`), which also answers its 413.
+    let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
-        .map_err(|_| too_large())?;
+        .map_err(|_| JsonError::payload_too_large())?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -227,24 +185,24 @@ async fn read_fields(headers: &HeaderMap, body: Body) -> Result<Map<String, Valu
             }
             match serde_json::from_slice::<Value>(&bytes) {
                 Ok(Value::Object(map)) => Ok(map),
-                Ok(_) => Err(ApiError::Invalid(vec![(
+                Ok(_) => Err(JsonError::Invalid(vec![(
                     "",
                     "The body must be a JSON object.".into(),
                 )])),
-                Err(e) => Err(ApiError::Invalid(vec![
+                Err(e) => Err(JsonError::Invalid(vec![
                     ("", format!("Invalid JSON: {e}")),
                     ("", "Required".into()),
                 ])),
             }
         }
-        Some(other) => Err(ApiError::Invalid(vec![(
+        Some(other) => Err(JsonError::Invalid(vec![(
             "",
             format!("Content-Type {other} is not supported: send JSON or a form."),
         )])),
     }
 }
 
-fn validate(fields: Map<String, Value>) -> Result<Option<Service>, ApiError> {
+fn validate(fields: Map<String, Value>) -> Result<Option<Service>, JsonError> {
     let mut errors = Vec::new();
     let mut text = |key: &'static str, required: bool| -> Option<String> {
         match fields.get(key) {
@@ -285,10 +243,10 @@ fn validate(fields: Map<String, Value>) -> Result<Option<Service>, ApiError> {
     let verify = flag("verify");
     let public = flag("public");
     let (Some(name), Some(url)) = (name, url) else {
-        return Err(ApiError::Invalid(errors));
+        return Err(JsonError::Invalid(errors));
     };
     if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
+        return Err(JsonError::Invalid(errors));
     }
     registry::build_service(
         &name,
@@ -301,7 +259,7 @@ fn validate(fields: Map<String, Value>) -> Result<Option<Service>, ApiError> {
             verify,
         },
     )
-    .map_err(|e| ApiError::Invalid(vec![invalid_field(e)]))
+    .map_err(|e| JsonError::Invalid(vec![invalid_field(e)]))
 }
 
 /// A refused registration as the `(field, description)` of a validation error.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::proxy::caps_cache::CapsCache;
 use crate::store::Store;
 use crate::tokens::{KeyError, Tokens};
@@ -21,6 +22,8 @@ pub struct App {
     pub tokens: Arc<Tokens>,
     /// Finished GetCapabilities answers (`twitcher.ows_proxy_capabilities_cache`).
     pub capabilities: Option<Arc<CapsCache>>,
+    /// Request counters for `/metrics` (`twitcher.metrics`).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Two pooled clients: one checks backend certificates, one does not (services
@@ -84,12 +87,14 @@ impl App {
         let capabilities = config
             .capabilities_cache
             .map(|ttl| Arc::new(CapsCache::new(ttl)));
+        let metrics = config.metrics.then(|| Arc::new(Metrics::new()));
         Ok(App {
             config: Arc::new(config),
             store,
             upstream,
             tokens,
             capabilities,
+            metrics,
         })
     }
 }

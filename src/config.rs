@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use axum::http::HeaderName;
 use url::Url;
 
 use self::ini::Ini;
@@ -164,6 +165,9 @@ pub struct Config {
     pub read_timeout: Duration,
     /// Forward twitcher's credentials (tokens, `X-Ssl-*`) to backends.
     pub forward_credentials: bool,
+    /// Header carrying a verified client certificate's subject DN to backends
+    /// (`twitcher.ows_proxy_forward_client_dn`; always removed from client requests).
+    pub forward_client_dn: Option<HeaderName>,
     /// How long the registry and used tokens are remembered in memory when the database
     /// may be changed by another process (`twitcher.store_cache_seconds`, default 1; 0:
     /// every request reads the database). Writes through this server take effect at once.
@@ -190,6 +194,16 @@ pub struct Config {
     pub token: TokenSettings,
     /// Scopes given to new OAuth2 clients.
     pub default_client_scope: String,
+    /// One access log line per request (`twitcher.access_log`, default true).
+    pub access_log: bool,
+    /// Serve `/metrics` (`twitcher.metrics`, default false).
+    pub metrics: bool,
+    /// Requests handled at once; more are refused with 503
+    /// (`twitcher.max_concurrent_requests`, default 1024; None: `0`, no limit).
+    pub max_concurrent_requests: Option<usize>,
+    /// Time a management request (not an OWS one) may take (`twitcher.request_timeout`,
+    /// default 60 s).
+    pub request_timeout: Duration,
 }
 
 /// A configuration that cannot be used, naming the file and key.
@@ -240,6 +254,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(300),
             forward_credentials: false,
+            forward_client_dn: None,
             rewrite_wms: true,
             store_cache: Some(Duration::from_secs(1)),
             capabilities_cache: None,
@@ -260,6 +275,10 @@ impl Default for Config {
                 keycloak_audience: None,
             },
             default_client_scope: "compute register".into(),
+            access_log: true,
+            metrics: false,
+            max_concurrent_requests: Some(1024),
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -372,6 +391,15 @@ impl Config {
             &mut config.forward_credentials,
         )?;
         settings.bool("twitcher.ows_proxy_rewrite_wms", &mut config.rewrite_wms)?;
+        if let Some(name) = settings.string("twitcher.ows_proxy_forward_client_dn") {
+            let header = HeaderName::try_from(name.trim()).map_err(|_| {
+                err(
+                    "twitcher.ows_proxy_forward_client_dn",
+                    format!("{name:?} is not a header name"),
+                )
+            })?;
+            config.forward_client_dn = Some(header);
+        }
         config.capabilities_cache =
             settings.optional_seconds("twitcher.ows_proxy_capabilities_cache")?;
         if settings.string("twitcher.store_cache_seconds").is_some() {
@@ -435,6 +463,18 @@ impl Config {
         if let Some(scope) = settings.string("twitcher.oauth.default_scope") {
             config.default_client_scope = scope;
         }
+        settings.bool("twitcher.access_log", &mut config.access_log)?;
+        settings.bool("twitcher.metrics", &mut config.metrics)?;
+        if let Some(max) = settings.string("twitcher.max_concurrent_requests") {
+            let max = max.parse::<usize>().map_err(|_| {
+                err(
+                    "twitcher.max_concurrent_requests",
+                    format!("{max:?} is not a number of requests (0: no limit)"),
+                )
+            })?;
+            config.max_concurrent_requests = (max > 0).then_some(max);
+        }
+        settings.seconds("twitcher.request_timeout", &mut config.request_timeout)?;
 
         let server: HashMap<String, String> = server.into_iter().map(|(k, v, _)| (k, v)).collect();
         config.listen =
@@ -462,6 +502,7 @@ const KNOWN_APP_KEYS: &[&str] = &[
     "twitcher.ows_proxy_read_timeout",
     "twitcher.ows_proxy_forward_credentials",
     "twitcher.ows_proxy_rewrite_wms",
+    "twitcher.ows_proxy_forward_client_dn",
     "twitcher.store_cache_seconds",
     "twitcher.ows_proxy_capabilities_cache",
     "twitcher.trusted_proxies",
@@ -479,6 +520,10 @@ const KNOWN_APP_KEYS: &[&str] = &[
     "keycloak.url",
     "keycloak.token.secret",
     "keycloak.token.audience",
+    "twitcher.access_log",
+    "twitcher.metrics",
+    "twitcher.max_concurrent_requests",
+    "twitcher.request_timeout",
 ];
 
 struct Settings<'a> {

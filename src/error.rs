@@ -1,6 +1,12 @@
 //! Every error a client of the OWS side can see, and the one place where each becomes a
 //! response: an OWS `ExceptionReport` with the original's code, locator, text and status.
 //! Internal details never reach the client; they are logged where the error is made.
+//!
+//! The other protocols have their own error types, each rendered in one place:
+//! [`RpcFault`](crate::rpc::RpcFault) (XML-RPC), [`OAuthError`](crate::oauth::OAuthError)
+//! (RFC 6749 JSON), [`JsonError`](crate::json::JsonError) (the management JSON of
+//! `/services` and `/oauth/client`), [`VerifyError`](crate::verify::VerifyError)
+//! (`/ows/verify`). [`Unavailable`] says why any of them answers 503.
 
 use std::sync::OnceLock;
 
@@ -10,6 +16,42 @@ use axum::response::{IntoResponse, Response};
 
 use crate::ows::exception::{self, ExceptionCode};
 use crate::ows::request::RequestError;
+use crate::store::StoreError;
+
+/// Why a request is answered "temporarily unavailable" (503, or the XML-RPC fault of that
+/// name): the same request may succeed later. Each protocol's error type carries one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The database is locked by another process past the wait, read-only, full or
+    /// unreachable ([`StoreError::Unavailable`]).
+    Storage,
+    /// The server is at its limit of requests in progress.
+    Overloaded,
+}
+
+impl Unavailable {
+    /// The text shown to clients (the cause's details are only logged).
+    pub fn text(self) -> &'static str {
+        match self {
+            Unavailable::Storage => {
+                "The database is temporarily unavailable (locked or read-only). Try again later."
+            }
+            Unavailable::Overloaded => "The server is busy. Try again later.",
+        }
+    }
+}
+
+/// How a failed store call is answered: `Some` when the client is told "temporarily
+/// unavailable", `None` for an internal error. Logs the cause either way.
+pub fn store_failure(context: &str, e: &StoreError) -> Option<Unavailable> {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "{context}");
+        Some(Unavailable::Storage)
+    } else {
+        tracing::error!(error = %e, "{context}");
+        None
+    }
+}
 
 /// An error answered with an OWS exception report.
 #[derive(Debug, thiserror::Error)]
@@ -61,9 +103,18 @@ pub enum OwsError {
     /// No route matches the path (the path is echoed, escaped, like the original).
     #[error("{0}")]
     NotFound(String),
+    /// The database or the server cannot take the request now.
+    #[error("{}", .0.text())]
+    Unavailable(Unavailable),
     /// Something failed inside twitcher; the cause was logged.
     #[error("An internal error occurred.")]
     Internal,
+}
+
+impl From<StoreError> for OwsError {
+    fn from(e: StoreError) -> OwsError {
+        store_failure("store lookup failed", &e).map_or(OwsError::Internal, OwsError::Unavailable)
+    }
 }
 
 impl OwsError {
@@ -133,6 +184,11 @@ impl OwsError {
                 StatusCode::BAD_REQUEST,
             ),
             OwsError::NotFound(_) => (NoApplicableCode, "NoApplicableCode", StatusCode::NOT_FOUND),
+            OwsError::Unavailable(_) => (
+                NoApplicableCode,
+                "NoApplicableCode",
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
             OwsError::Internal => (
                 NoApplicableCode,
                 "NoApplicableCode",
@@ -158,6 +214,8 @@ impl OwsError {
             OwsError::UnsupportedContentEncoding => 9,
             OwsError::InvalidPath => 10,
             OwsError::Internal => 11,
+            OwsError::Unavailable(Unavailable::Storage) => 12,
+            OwsError::Unavailable(Unavailable::Overloaded) => 13,
             _ => return None,
         })
     }
@@ -177,7 +235,7 @@ impl OwsError {
 }
 
 /// Reports without variable text, rendered on first use.
-static PREPARED: [OnceLock<Bytes>; 12] = [const { OnceLock::new() }; 12];
+static PREPARED: [OnceLock<Bytes>; 14] = [const { OnceLock::new() }; 14];
 
 impl IntoResponse for OwsError {
     fn into_response(self) -> Response {
@@ -196,8 +254,29 @@ impl IntoResponse for OwsError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A response as text for snapshots: status, sorted headers, body.
+    pub(crate) async fn render(response: Response) -> String {
+        let mut out = format!("== {}\n", response.status());
+        let mut headers: Vec<_> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+            .collect();
+        headers.sort();
+        for h in headers {
+            out.push_str(&h);
+            out.push('\n');
+        }
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        out.push_str(std::str::from_utf8(&body).unwrap());
+        out.push_str("\n\n");
+        out
+    }
 
     /// Every kind of report the OWS side can produce, with status and headers.
     #[tokio::test]
@@ -229,27 +308,13 @@ mod tests {
             OwsError::BodyTooLarge,
             OwsError::InvalidPath,
             OwsError::NotFound("/no such<x>&'".into()),
+            OwsError::Unavailable(Unavailable::Storage),
+            OwsError::Unavailable(Unavailable::Overloaded),
             OwsError::Internal,
         ];
         let mut out = String::new();
         for err in all {
-            let response = err.into_response();
-            out.push_str(&format!("== {}\n", response.status()));
-            let mut headers: Vec<_> = response
-                .headers()
-                .iter()
-                .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
-                .collect();
-            headers.sort();
-            for h in headers {
-                out.push_str(&h);
-                out.push('\n');
-            }
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            out.push_str(std::str::from_utf8(&body).unwrap());
-            out.push_str("\n\n");
+            out.push_str(&render(err.into_response()).await);
         }
         insta::assert_snapshot!(out);
     }

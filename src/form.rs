@@ -2,8 +2,7 @@
 //! reading their parameters together with the query string's.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
 
 /// True when the request declares a form-encoded body.
 pub fn is_form_urlencoded(headers: &HeaderMap) -> bool {
@@ -17,6 +16,11 @@ pub fn is_form_urlencoded(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The form body is larger than the caller reads (each endpoint answers in its own words).
+#[derive(Debug, thiserror::Error)]
+#[error("form body too large")]
+pub struct BodyTooLarge;
+
 /// Query string and (for form-encoded bodies of at most `limit` bytes) form body
 /// parameters, in that order.
 pub async fn params(
@@ -24,15 +28,15 @@ pub async fn params(
     query: Option<&str>,
     body: Body,
     limit: usize,
-) -> Result<Vec<(String, String)>, Response> {
+) -> Result<Vec<(String, String)>, BodyTooLarge> {
     let mut params: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
             .into_owned()
             .collect();
     if is_form_urlencoded(headers) {
-        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-            (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
-        })?;
+        let bytes = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| BodyTooLarge)?;
         params.extend(url::form_urlencoded::parse(&bytes).into_owned());
     }
     Ok(params)

@@ -19,14 +19,15 @@ pub use body::ForwardBody;
 use body::OwsBody;
 use path::{ExtraPath, PathError};
 
-use crate::config::Config;
+use crate::config::{ClientVerify, Config};
 use crate::error::OwsError;
 use crate::ogcapi;
 use crate::ows::capabilities::ByteStream;
 use crate::ows::request::{self, ORIGINAL_SERVICES, OwsRequest, OwsService, RequestError};
 use crate::security::{self, Credentials, Peer, TokenSource};
 use crate::store::{Auth, Service, ServiceKind, Store, StoreError};
-use crate::tokens::{TokenError, Tokens};
+use crate::tls::ClientIdentity;
+use crate::tokens::{TokenError, TokenKind, Tokens};
 
 /// Which route the request came by: what follows the service name is the same, what the
 /// gate may assume about the body is not.
@@ -60,6 +61,8 @@ pub struct Incoming<'r> {
     pub headers: &'r HeaderMap,
     /// TCP peer address, when known.
     pub peer: Option<IpAddr>,
+    /// The client certificate the HTTPS listener verified for this connection.
+    pub certificate: Option<&'r ClientIdentity>,
 }
 
 /// Why a request was let through.
@@ -88,6 +91,12 @@ pub struct Admitted {
     pub anonymous: bool,
     /// The body to forward.
     pub body: ForwardBody,
+    /// The kind of token that granted access (None: no token was needed), for the
+    /// access log and metrics.
+    pub token: Option<TokenKind>,
+    /// The client certificate the HTTPS listener verified (its user's subject), for the
+    /// access log and `twitcher.ows_proxy_forward_client_dn`.
+    pub certificate: Option<ClientIdentity>,
 }
 
 /// Why the gate refuses a request.
@@ -153,7 +162,7 @@ impl From<Denied> for OwsError {
                 tracing::warn!(error = %e, "registered service URL unusable");
                 OwsError::BackendUnreachable
             }
-            Denied::Store(e) => OwsError::internal("store lookup failed", e),
+            Denied::Store(e) => e.into(),
         }
     }
 }
@@ -261,17 +270,30 @@ impl Gate<'_> {
         };
         // The last element of a REST path is an identifier, never a token.
         let no_path = ExtraPath::default();
-        let credentials = security::credentials(
+        let mut credentials = security::credentials(
             incoming.query,
             incoming.headers,
             ows.form_token.as_deref(),
             if api { &no_path } else { &extra },
             peer,
         );
-        let grant = if self.config.ows_security {
+        if incoming.certificate.is_some() {
+            credentials.certificate_verified = true;
+        } else if self.config.trusted_proxies.is_none()
+            && self
+                .config
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.client_verify != ClientVerify::None)
+        {
+            // Certificates are checked here, so no front end is there to vouch for one:
+            // `X-Ssl-Client-Verify` counts only from listed `trusted_proxies`.
+            credentials.certificate_verified = false;
+        }
+        let (grant, token) = if self.config.ows_security {
             self.authorize(&service, access, &credentials).await?
         } else {
-            Grant::Public
+            (Grant::Public, None)
         };
         let anonymous = credentials.token.is_none()
             && !credentials.certificate_verified
@@ -297,6 +319,8 @@ impl Gate<'_> {
             grant,
             anonymous,
             body: ows.body,
+            token,
+            certificate: incoming.certificate.cloned(),
         })
     }
 
@@ -366,13 +390,13 @@ impl Gate<'_> {
         service: &Service,
         access: Access,
         credentials: &Credentials,
-    ) -> Result<Grant, Denied> {
+    ) -> Result<(Grant, Option<TokenKind>), Denied> {
         if access == Access::Public {
-            return Ok(Grant::Public);
+            return Ok((Grant::Public, None));
         }
         if service.auth == Auth::Cert {
             return if credentials.certificate_verified {
-                Ok(Grant::Certificate)
+                Ok((Grant::Certificate, None))
             } else {
                 Err(Denied::CertificateRequired)
             };
@@ -382,7 +406,7 @@ impl Gate<'_> {
         };
         let now = crate::clock::now();
         match self.tokens.verify_compute(self.store, token, now).await {
-            Ok(()) => Ok(Grant::Token(*source)),
+            Ok(kind) => Ok((Grant::Token(*source), Some(kind))),
             Err(TokenError::Expired) => Err(Denied::TokenExpired),
             Err(TokenError::Invalid) => Err(Denied::TokenRequired),
             Err(TokenError::Store(e)) => Err(Denied::Store(e)),
@@ -400,7 +424,7 @@ impl Gate<'_> {
             (Some((token, TokenSource::LastPathElement)), _) => {
                 let now = crate::clock::now();
                 match self.tokens.verify_compute(self.store, token, now).await {
-                    Ok(()) | Err(TokenError::Expired) => Ok(true),
+                    Ok(_) | Err(TokenError::Expired) => Ok(true),
                     // Stored but not for compute (a register token): still ours.
                     Err(TokenError::Invalid) => Ok(self.store.find_token(token).await?.is_some()),
                     Err(TokenError::Store(e)) => Err(Denied::Store(e)),

@@ -1,5 +1,10 @@
 //! JSON written the way the original's Python `json.dumps` wrote it: `", "` and `": "`
-//! separators and non-ASCII characters as `\uXXXX` escapes.
+//! separators and non-ASCII characters as `\uXXXX` escapes; and [`JsonError`], the error
+//! answer of the management interfaces written that way.
+
+mod error;
+
+pub use error::JsonError;
 
 use std::io;
 

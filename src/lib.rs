@@ -13,16 +13,20 @@
 //! State lives behind the [`store::Store`] trait; settings come from [`config`]; [`server`]
 //! accepts the connections, holds them to their timeouts and drains them on shutdown.
 
+pub mod access_log;
 pub mod api;
 pub mod app;
+pub mod auth_throttle;
 pub mod basic_auth;
 pub mod clock;
 pub mod config;
+pub mod endpoint;
 pub mod error;
 pub mod form;
 pub mod frontpage;
 pub mod gate;
 pub mod json;
+pub mod metrics;
 pub mod middleware;
 pub mod oauth;
 pub mod ogcapi;
@@ -34,6 +38,7 @@ pub mod rpc;
 pub mod security;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod verify;
 

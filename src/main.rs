@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use twitcher::app::StartupError;
 use twitcher::config::{Config, Loaded};
+use twitcher::server::Listener;
+use twitcher::tls::Tls;
 use twitcher::{App, store};
 
 /// Security proxy for OGC Web Services (WPS, WMS).
@@ -65,12 +67,16 @@ fn main() -> ExitCode {
         .as_ref()
         .map_or_else(|| "<defaults>".to_string(), |p| p.display().to_string());
     // Settings that parse but cannot be served are refused before anything is opened.
-    if config.tls.is_some() {
-        eprintln!(
-            "twitcher: {source}: [server:main] https_listen: native HTTPS is not available in this version yet; terminate TLS in front of twitcher (nginx), as with the original"
-        );
-        return ExitCode::from(2);
-    }
+    let tls = match &config.tls {
+        Some(settings) => match Tls::load(settings, config.connections.header_read_timeout) {
+            Ok(tls) => Some((settings.listen, Arc::new(tls))),
+            Err(e) => {
+                eprintln!("twitcher: {source}: [server:main] {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     if let Err(e) = twitcher::tokens::Tokens::from_settings(&config.token) {
         eprintln!("twitcher: {source}: {e}");
         return ExitCode::from(2);
@@ -115,7 +121,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = runtime.block_on(serve(app, listen));
+    let served = runtime.block_on(serve(app, listen, tls));
     // Work left on blocking threads (a database call of a closed request) is not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match served {
@@ -127,45 +133,57 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(app: App, listen: SocketAddr) -> std::io::Result<()> {
+async fn serve(
+    app: App,
+    listen: SocketAddr,
+    tls: Option<(SocketAddr, Arc<Tls>)>,
+) -> std::io::Result<()> {
     twitcher::server::raise_open_files_limit();
+    // Listening for the signals before the socket is bound: a SIGTERM that comes as soon
+    // as the server answers must drain it, not kill it.
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
+    let connections = app.config.connections.clone();
+    let router = twitcher::app(app);
     tracing::info!(
         "twitcher {} serving on http://{}",
         twitcher::frontpage::VERSION,
         listener.local_addr()?
     );
-    let connections = app.config.connections.clone();
-    twitcher::server::serve(
-        vec![twitcher::server::Listener::http(listener)],
-        twitcher::app(app),
-        &connections,
-        shutdown_signal(),
-    )
-    .await
+    let mut listeners = vec![Listener::http(listener)];
+    if let Some((address, tls)) = tls {
+        let socket = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"))
+        })?;
+        tracing::info!("serving on https://{}", socket.local_addr()?);
+        tokio::spawn(twitcher::tls::reload_on_hangup(tls.clone()));
+        listeners.push(Listener::https(socket, tls));
+    }
+    twitcher::server::serve(listeners, router, &connections, shutdown).await
 }
 
-/// Resolves on Ctrl-C or SIGTERM; the server then drains its connections.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM; the server then drains its connections.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
+}
+
+/// Resolves on Ctrl-C; the server then drains its connections.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
 }

@@ -7,90 +7,21 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use oauth2::StandardErrorResponse;
-use oauth2::basic::BasicErrorResponseType;
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::basic_auth;
-use crate::json::{PyJson, to_python_json};
+use crate::json::{JsonError, PyJson, to_python_json};
 use crate::store::OAuthClient;
 use crate::tokens::TokenError;
 
-/// Largest form body read from an OAuth request.
-const MAX_FORM: usize = 64 * 1024;
+mod error;
 
-/// An OAuth2 error response (RFC 6749 §5.2).
-#[derive(Debug)]
-pub struct OAuthError {
-    kind: BasicErrorResponseType,
-    description: Option<&'static str>,
-    /// `state` of the request, echoed back as the original did.
-    state: Option<String>,
-    /// The client tried HTTP basic authentication (then a 401 must carry a challenge).
-    used_basic: bool,
-}
-
-impl OAuthError {
-    fn new(kind: BasicErrorResponseType, description: Option<&'static str>) -> Self {
-        OAuthError {
-            kind,
-            description,
-            state: None,
-            used_basic: false,
-        }
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let status = match self.kind {
-            BasicErrorResponseType::InvalidClient => StatusCode::UNAUTHORIZED,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        let body =
-            StandardErrorResponse::new(self.kind, self.description.map(str::to_string), None);
-        let mut value =
-            serde_json::to_value(&body).unwrap_or_else(|_| json!({"error": "server_error"}));
-        if let (Some(state), Value::Object(map)) = (self.state, &mut value) {
-            map.insert("state".into(), Value::String(state));
-        }
-        let mut response = token_endpoint_response(status, to_python_json(&value));
-        if status == StatusCode::UNAUTHORIZED && self.used_basic {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, basic_auth::challenge());
-        }
-        response
-    }
-}
-
-/// A method the token endpoint does not take (HEAD included: it would issue a token
-/// nobody sees): 405 with `Allow` and the RFC 6749 error JSON.
-#[derive(Debug)]
-pub struct TokenMethodNotAllowed;
-
-impl IntoResponse for TokenMethodNotAllowed {
-    fn into_response(self) -> Response {
-        let body = StandardErrorResponse::new(
-            BasicErrorResponseType::InvalidRequest,
-            Some("The token endpoint accepts GET and POST requests.".to_string()),
-            None,
-        );
-        let value =
-            serde_json::to_value(&body).unwrap_or_else(|_| json!({"error": "invalid_request"}));
-        let mut response =
-            token_endpoint_response(StatusCode::METHOD_NOT_ALLOWED, to_python_json(&value));
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-        response
-    }
-}
+pub use error::OAuthError;
 
 /// `/oauth/token` with any method but GET and POST.
-pub async fn token_method_not_allowed() -> TokenMethodNotAllowed {
-    TokenMethodNotAllowed
+pub async fn token_method_not_allowed() -> OAuthError {
+    OAuthError::MethodNotAllowed
 }
 
 /// Token endpoint answers are JSON that must not be cached (RFC 6749 §5.1).
@@ -106,23 +37,6 @@ fn token_endpoint_response(status: StatusCode, body: String) -> Response {
     response
 }
 
-/// The 401 of the management endpoints: a JSON error with a basic-auth challenge.
-pub fn unauthorized() -> Response {
-    let mut response = PyJson(
-        StatusCode::UNAUTHORIZED,
-        json!({
-            "message": "This server could not verify that you are authorized to access the resource. Give the management user's credentials.",
-            "code": "401 Unauthorized",
-            "title": "Unauthorized",
-        }),
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, basic_auth::challenge());
-    response
-}
-
 fn get<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
     params
         .iter()
@@ -132,16 +46,18 @@ fn get<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
 }
 
 /// `/oauth/client`: registers a client with the default scopes.
-pub async fn register_client(State(app): State<App>, request: Request) -> Response {
+pub async fn register_client(
+    State(app): State<App>,
+    request: Request,
+) -> Result<PyJson<Value>, JsonError> {
     let (parts, body) = request.into_parts();
     if !basic_auth::management_allowed(&app.config, &parts.headers) {
-        return unauthorized();
+        return Err(JsonError::Unauthorized);
     }
-    let params = match crate::form::params(&parts.headers, parts.uri.query(), body, MAX_FORM).await
-    {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
+    // Bodies are bounded by the body limit layer (`middleware`), which answers its 413.
+    let params = crate::form::params(&parts.headers, parts.uri.query(), body, usize::MAX)
+        .await
+        .map_err(|_| JsonError::payload_too_large())?;
     let name = get(&params, "name").map(str::to_string);
     let redirect_uris = get(&params, "redirect_uri")
         .unwrap_or("")
@@ -154,12 +70,9 @@ pub async fn register_client(State(app): State<App>, request: Request) -> Respon
         redirect_uris: redirect_uris.clone(),
         default_scope: app.config.default_client_scope.clone(),
     };
-    if let Err(e) = app.store.save_client(&client).await {
-        tracing::error!(error = %e, "saving an OAuth client failed");
-        return PyJson(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": "internal error", "code": "500 Internal Server Error", "title": "Internal Server Error"})).into_response();
-    }
+    app.store.save_client(&client).await?;
     let scopes: Vec<&str> = client.default_scope.split_whitespace().collect();
-    PyJson(
+    Ok(PyJson(
         StatusCode::OK,
         json!({
             "name": name,
@@ -168,19 +81,18 @@ pub async fn register_client(State(app): State<App>, request: Request) -> Respon
             "redirect_uri": redirect_uris.split_whitespace().next().unwrap_or(""),
             "scope": scopes,
         }),
-    )
-    .into_response()
+    ))
 }
 
 /// `/oauth/token` (GET or POST): the client-credentials grant, with parameters from the
 /// query string and a form body.
 pub async fn token(State(app): State<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let params = match crate::form::params(&parts.headers, parts.uri.query(), body, MAX_FORM).await
-    {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
+    let params =
+        match crate::form::params(&parts.headers, parts.uri.query(), body, usize::MAX).await {
+            Ok(p) => p,
+            Err(_) => return OAuthError::payload_too_large().into_response(),
+        };
     let state = get(&params, "state").map(str::to_string);
     match grant(&app, &parts.headers, &params).await {
         Ok(mut value) => {
@@ -189,10 +101,7 @@ pub async fn token(State(app): State<App>, request: Request) -> Response {
             }
             token_endpoint_response(StatusCode::OK, to_python_json(&value))
         }
-        Err(mut e) => {
-            e.state = state;
-            e.into_response()
-        }
+        Err(e) => e.into_response_with_state(state),
     }
 }
 
@@ -201,22 +110,15 @@ async fn grant(
     headers: &HeaderMap,
     params: &[(String, String)],
 ) -> Result<Value, OAuthError> {
-    use BasicErrorResponseType as E;
     match get(params, "grant_type") {
         None | Some("") => {
-            return Err(OAuthError::new(
-                E::InvalidRequest,
-                Some("Request is missing grant type."),
-            ));
+            return Err(OAuthError::InvalidRequest("Request is missing grant type."));
         }
         Some("client_credentials") => {}
-        Some(_) => return Err(OAuthError::new(E::UnsupportedGrantType, None)),
+        Some(_) => return Err(OAuthError::UnsupportedGrantType(None)),
     }
     if params.iter().filter(|(k, _)| k == "scope").count() > 1 {
-        return Err(OAuthError::new(
-            E::InvalidRequest,
-            Some("Duplicate scope parameter."),
-        ));
+        return Err(OAuthError::InvalidRequest("Duplicate scope parameter."));
     }
     // Credentials in the body win: the 0.6 twitcherctl sends them there *and* as basic auth.
     let basic = basic_auth::credentials(headers);
@@ -228,16 +130,10 @@ async fn grant(
     ) {
         (Some(id), secret, _) => (id.to_string(), secret.unwrap_or("").to_string()),
         (None, _, Some((id, secret))) => (id.clone(), secret.clone()),
-        (None, _, None) => return Err(OAuthError::new(E::InvalidClient, None)),
+        (None, _, None) => return Err(OAuthError::InvalidClient { basic: false }),
     };
-    let invalid_client = || OAuthError {
-        used_basic,
-        ..OAuthError::new(E::InvalidClient, None)
-    };
-    let client = app.store.client(&id).await.map_err(|e| {
-        tracing::error!(error = %e, "client lookup failed");
-        OAuthError::new(E::Extension("server_error".into()), None)
-    })?;
+    let invalid_client = || OAuthError::InvalidClient { basic: used_basic };
+    let client = app.store.client(&id).await?;
     let Some(client) = client else {
         return Err(invalid_client());
     };
@@ -249,18 +145,13 @@ async fn grant(
         .map(|s| s.split_whitespace().collect())
         .unwrap_or_default();
     if requested.iter().any(|s| !allowed.contains(s)) {
-        return Err(OAuthError::new(E::InvalidScope, None));
+        return Err(OAuthError::InvalidScope);
     }
-    let scope = if requested.is_empty() {
-        allowed.join(" ")
-    } else {
-        requested.join(" ")
-    };
+    let scope = granted_scope(&allowed, &requested);
     if !app.tokens.can_issue() {
-        return Err(OAuthError::new(
-            E::UnsupportedGrantType,
-            Some("Tokens are issued by Keycloak."),
-        ));
+        return Err(OAuthError::UnsupportedGrantType(Some(
+            "Tokens are issued by Keycloak.",
+        )));
     }
     let issued = app
         .tokens
@@ -271,11 +162,12 @@ async fn grant(
             crate::clock::now(),
         )
         .await
-        .map_err(|e| {
-            if !matches!(e, TokenError::Store(_)) {
+        .map_err(|e| match e {
+            TokenError::Store(e) => OAuthError::from(e),
+            e => {
                 tracing::error!(error = %e, "issuing a token failed");
+                OAuthError::Internal
             }
-            OAuthError::new(E::Extension("server_error".into()), None)
         })?;
     Ok(json!({
         "access_token": issued.access_token,
@@ -283,4 +175,38 @@ async fn grant(
         "token_type": "Bearer",
         "scope": issued.scope,
     }))
+}
+
+/// The scopes a token gets: those asked for, or, when none are, `compute` alone if the
+/// client may compute (what 0.6.0 gave its clients; `register` only when asked for),
+/// else the client's scopes (a register-only client, T06 case 132).
+fn granted_scope(allowed: &[&str], requested: &[&str]) -> String {
+    const DEFAULT: &str = "compute";
+    if !requested.is_empty() {
+        requested.join(" ")
+    } else if allowed.contains(&DEFAULT) {
+        DEFAULT.to_string()
+    } else {
+        allowed.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::granted_scope;
+
+    #[test]
+    fn without_a_scope_only_compute_is_granted() {
+        assert_eq!(granted_scope(&["compute", "register"], &[]), "compute");
+        assert_eq!(granted_scope(&["register", "compute"], &[]), "compute");
+        assert_eq!(granted_scope(&["register"], &[]), "register");
+        assert_eq!(
+            granted_scope(&["compute", "register"], &["register"]),
+            "register"
+        );
+        assert_eq!(
+            granted_scope(&["compute", "register"], &["compute", "register"]),
+            "compute register"
+        );
+    }
 }

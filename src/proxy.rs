@@ -20,20 +20,41 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 
+use crate::access_log::{Served, UpstreamError};
 use crate::app::App;
 use crate::error::OwsError;
 use crate::gate::{Admitted, Gate, Incoming, Route};
 use crate::ogcapi::problem::Problem;
 use crate::ows::capabilities::ByteStream;
 use crate::store::ServiceKind;
+use crate::tls::ClientIdentity;
 use caps_cache::{CapsCache, Key, Lookup};
 
-/// The handler behind every proxy route.
+/// The handler behind every proxy route. What the gate admitted goes with the response
+/// to the access log and the metrics ([`Served`]); a refusal carries nothing (it is the
+/// hot path of an attack).
 pub async fn handle(State(app): State<App>, request: Request) -> Response {
-    match proxy(&app, request).await {
+    let mut served = None;
+    let result = proxy(&app, request, &mut served).await;
+    let Some(mut served) = served else {
+        return result.unwrap_or_else(IntoResponse::into_response);
+    };
+    let mut response = match result {
         Ok(response) => response,
-        Err(err) => err.into_response(),
-    }
+        Err(err) => {
+            served.upstream_error = match err {
+                Refusal::Ows(OwsError::BackendUnreachable)
+                | Refusal::Api(Problem::BackendUnreachable) => Some(UpstreamError::Unreachable),
+                Refusal::Ows(OwsError::BackendTimeout) | Refusal::Api(Problem::BackendTimeout) => {
+                    Some(UpstreamError::Timeout)
+                }
+                _ => None,
+            };
+            err.into_response()
+        }
+    };
+    response.extensions_mut().insert(served);
+    response
 }
 
 /// A refusal in the language of the endpoint: OWS exception reports, or problem documents
@@ -67,7 +88,11 @@ impl IntoResponse for Refusal {
     }
 }
 
-async fn proxy(app: &App, request: Request) -> Result<Response, Refusal> {
+async fn proxy(
+    app: &App,
+    request: Request,
+    served: &mut Option<Served>,
+) -> Result<Response, Refusal> {
     let (parts, body) = request.into_parts();
     let (kind, decision) = gate(app)
         .decide(Route::Proxy, incoming(&parts), body_stream(body))
@@ -79,6 +104,7 @@ async fn proxy(app: &App, request: Request) -> Result<Response, Refusal> {
         }
         Err(denied) => return Err(OwsError::from(denied).into()),
     };
+    *served = Some(Served::admitted(&admitted));
     let rewrite = match admitted.service.kind() {
         ServiceKind::Wps => true,
         ServiceKind::Wms => app.config.rewrite_wms,
@@ -182,6 +208,7 @@ pub(crate) fn incoming(parts: &Parts) -> Incoming<'_> {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip()),
+        certificate: parts.extensions.get::<ClientIdentity>(),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Every route of the server in one place.
+//! Every route of the server in one place: the OWS routes under the protected path, and
+//! the management and informational routes; [`middleware`] puts the layers around them.
 
 use axum::Router;
 use axum::extract::Request;
@@ -7,20 +8,22 @@ use axum::routing::{any, get};
 
 use crate::app::App;
 use crate::error::OwsError;
-use crate::{api, frontpage, middleware, oauth, proxy, rpc, verify};
+use crate::{api, frontpage, metrics, middleware, oauth, proxy, rpc, verify};
 
 /// The complete application: routes, fallbacks and middleware, bound to its state.
 pub fn router(app: App) -> Router {
-    let protected = app.config.protected_path.clone();
+    let ows = ows_routes(&app);
+    let management = management_routes(&app);
+    middleware::apply(&app, ows, management).with_state(app)
+}
+
+/// The proxy and `/ows/verify`, under `twitcher.ows_proxy_protected_path`.
+fn ows_routes(app: &App) -> Router<App> {
+    let protected = app.config.protected_path.as_str();
+    // Anything else under the protected path names no registered service (T05 case 67's
+    // report; `{*rest}` does not match an empty rest, hence `{protected}/`).
     let mut router = Router::new()
-        .route("/", any(frontpage::frontpage))
-        // Pyramid views without `request_method`: every method gets the same answer.
-        .route("/info", any(frontpage::info))
-        .route("/versions", any(frontpage::versions))
-        .route("/health", get(frontpage::health))
-        // Anything else under the protected path names no registered service (T05 case
-        // 67's report; `{*rest}` does not match an empty rest, hence `{protected}/`).
-        .route(&protected, any(service_not_found))
+        .route(protected, any(service_not_found))
         .route(&format!("{protected}/"), any(service_not_found))
         .route(&format!("{protected}/{{*rest}}"), any(service_not_found));
     // `{name}/` is the service itself; `{*extra}` does not match an empty rest.
@@ -33,7 +36,7 @@ pub fn router(app: App) -> Router {
                 any(proxy::handle),
             );
     }
-    router = router
+    router
         .route(&format!("{protected}/verify/{{name}}"), any(verify::handle))
         .route(
             &format!("{protected}/verify/{{name}}/"),
@@ -42,7 +45,21 @@ pub fn router(app: App) -> Router {
         .route(
             &format!("{protected}/verify/{{name}}/{{*extra}}"),
             any(verify::handle),
-        );
+        )
+}
+
+/// The informational routes, XML-RPC, OAuth, the REST registry, `/metrics`, and the
+/// fallback for unknown paths.
+fn management_routes(app: &App) -> Router<App> {
+    let mut router = Router::new()
+        .route("/", any(frontpage::frontpage))
+        // Pyramid views without `request_method`: every method gets the same answer.
+        .route("/info", any(frontpage::info))
+        .route("/versions", any(frontpage::versions))
+        .route("/health", get(frontpage::health));
+    if app.config.metrics {
+        router = router.route("/metrics", get(metrics::serve));
+    }
     if app.config.oauth {
         router = router
             .route(
@@ -68,7 +85,7 @@ pub fn router(app: App) -> Router {
     if app.config.rpcinterface {
         router = router.route("/RPC2", any(rpc::handle));
     }
-    middleware::apply(router.fallback(not_found)).with_state(app)
+    router.fallback(not_found)
 }
 
 async fn service_not_found() -> impl IntoResponse {

@@ -11,20 +11,22 @@
 mod methods;
 pub mod xml;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use quick_xml::events::Event;
 
 use crate::app::App;
 use crate::basic_auth;
+use crate::error::{Unavailable, store_failure};
 use crate::registry::Viewer;
+use crate::store::StoreError;
 
 /// Deepest element nesting accepted in a call (a service struct inside an array needs 8).
 const MAX_DEPTH: usize = 64;
 
-/// An error answered with an XML-RPC fault (HTTP 200, so `xmlrpc.client` raises `Fault`).
+/// An error answered with an XML-RPC fault: HTTP 200 for faults of a call, so
+/// `xmlrpc.client` raises `Fault`; the HTTP status says it for requests that are no call.
 #[derive(Debug, thiserror::Error)]
 pub enum RpcFault {
     /// The body is not an XML-RPC call (-32700).
@@ -39,6 +41,23 @@ pub enum RpcFault {
     /// The method refused the request (-32500), e.g. a too short service name.
     #[error("{0}")]
     Application(String),
+    /// The management user's basic credentials are missing or wrong (-32500, HTTP 401
+    /// with a challenge).
+    #[error("authentication required")]
+    Unauthorized,
+    /// A method other than POST (-32700, HTTP 405 with `Allow: POST`).
+    #[error("parse error: XML-RPC calls are sent with POST")]
+    MethodNotAllowed,
+    /// The body is larger than `twitcher.max_body_size` (-32700, HTTP 413).
+    #[error("parse error: request body too large")]
+    TooLarge,
+    /// The database or the server cannot take the call now (-32400, "system error" of
+    /// the XML-RPC fault code conventions: the call may succeed later).
+    #[error("{}", match .0 {
+        Unavailable::Storage => "temporarily unavailable: the database is locked or read-only, try again later",
+        Unavailable::Overloaded => "temporarily unavailable: the server is busy, try again later",
+    })]
+    Unavailable(Unavailable),
     /// Something failed inside twitcher; the cause was logged (-32500).
     #[error("internal error")]
     Internal,
@@ -48,17 +67,60 @@ impl RpcFault {
     /// The fault code of SPEC §6.
     pub fn code(&self) -> i32 {
         match self {
-            RpcFault::Parse(_) => -32700,
+            RpcFault::Parse(_) | RpcFault::MethodNotAllowed | RpcFault::TooLarge => -32700,
             RpcFault::MethodNotFound(_) => -32601,
             RpcFault::InvalidParams(_) => -32602,
-            RpcFault::Application(_) | RpcFault::Internal => -32500,
+            RpcFault::Unavailable(_) => -32400,
+            RpcFault::Application(_) | RpcFault::Unauthorized | RpcFault::Internal => -32500,
         }
+    }
+
+    /// The HTTP status the fault is sent with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RpcFault::Unauthorized => StatusCode::UNAUTHORIZED,
+            RpcFault::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RpcFault::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::OK,
+        }
+    }
+
+    /// 503's fault for `why`.
+    pub fn unavailable(why: Unavailable) -> RpcFault {
+        RpcFault::Unavailable(why)
     }
 
     /// Logs an internal failure and returns the generic fault.
     pub fn internal(context: &str, err: impl std::fmt::Display) -> RpcFault {
         tracing::error!(%err, "{context}");
         RpcFault::Internal
+    }
+}
+
+impl From<StoreError> for RpcFault {
+    fn from(e: StoreError) -> RpcFault {
+        store_failure("store operation failed", &e)
+            .map_or(RpcFault::Internal, RpcFault::Unavailable)
+    }
+}
+
+impl IntoResponse for RpcFault {
+    fn into_response(self) -> Response {
+        let mut response = xml_response(
+            self.status(),
+            xml::fault_response(self.code(), &self.to_string()),
+        );
+        let headers = response.headers_mut();
+        match self {
+            RpcFault::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, basic_auth::challenge());
+            }
+            RpcFault::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -71,39 +133,19 @@ fn xml_response(status: StatusCode, body: String) -> Response {
     response
 }
 
-fn fault(status: StatusCode, fault: &RpcFault) -> Response {
-    xml_response(
-        status,
-        xml::fault_response(fault.code(), &fault.to_string()),
-    )
-}
-
 /// The `/RPC2` handler.
 pub async fn handle(State(app): State<App>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     if !basic_auth::management_allowed(&app.config, &parts.headers) {
-        let mut response = fault(
-            StatusCode::UNAUTHORIZED,
-            &RpcFault::Application("authentication required".into()),
-        );
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, basic_auth::challenge());
-        return response;
+        return RpcFault::Unauthorized.into_response();
     }
     if parts.method != Method::POST {
-        let mut response = fault(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &RpcFault::Parse("XML-RPC calls are sent with POST".into()),
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return RpcFault::MethodNotAllowed.into_response();
     }
-    let body = match read_body(body, &parts.headers, app.config.max_body_size).await {
+    // Bounded by the body limit layer (`middleware`), which also answers its 413.
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(body) => body,
-        Err(response) => return *response,
+        Err(_) => return RpcFault::TooLarge.into_response(),
     };
     // With `twitcher.username` set, only the manager gets this far; without one, nobody
     // proved to be the manager and service URLs are shown without passwords.
@@ -114,27 +156,8 @@ pub async fn handle(State(app): State<App>, request: Request) -> Response {
     };
     match call(&app, &body, viewer).await {
         Ok(value) => xml_response(StatusCode::OK, xml::method_response(&value)),
-        Err(f) => fault(StatusCode::OK, &f),
+        Err(fault) => fault.into_response(),
     }
-}
-
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Box<Response>> {
-    let too_large = || {
-        Box::new(fault(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &RpcFault::Parse("request body too large".into()),
-        ))
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())
 }
 
 async fn call(app: &App, body: &[u8], viewer: Viewer) -> Result<xml::RpcValue, RpcFault> {

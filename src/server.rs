@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::ConnectionSettings;
+use crate::tls::Tls;
 use connection::{Phase, Timeouts};
 
 /// Connections served at once when `connection_limit` is not set (and the open-files
@@ -53,6 +54,10 @@ pub struct Listener {
 pub enum Kind {
     /// Plain HTTP/1.1.
     Http,
+    /// HTTP/1.1 over TLS: the handshake (under [`Tls`]'s timeout) first; a verified client
+    /// certificate becomes a [`ClientIdentity`](crate::tls::ClientIdentity) extension of
+    /// every request of the connection.
+    Https(Arc<Tls>),
 }
 
 impl Listener {
@@ -61,6 +66,14 @@ impl Listener {
         Listener {
             socket,
             kind: Kind::Http,
+        }
+    }
+
+    /// An HTTPS listener.
+    pub fn https(socket: TcpListener, tls: Arc<Tls>) -> Listener {
+        Listener {
+            socket,
+            kind: Kind::Https(tls),
         }
     }
 }
@@ -173,6 +186,28 @@ impl Connections {
                     Kind::Http => {
                         let extensions = Extensions::new();
                         connection::serve(stream, peer, extensions, router, timeouts, phase).await;
+                    }
+                    Kind::Https(tls) => {
+                        let mut stopping = phase.clone();
+                        // A failed or stalled handshake ends this connection only; a
+                        // shutdown does not wait for one.
+                        let accepted = tokio::select! {
+                            accepted = tls.accept(stream) => accepted,
+                            _ = stopping.wait_for(|p| *p != Phase::Running) => return,
+                        };
+                        match accepted {
+                            Ok((stream, identity)) => {
+                                let mut extensions = Extensions::new();
+                                if let Some(identity) = identity {
+                                    extensions.insert(identity);
+                                }
+                                connection::serve(
+                                    stream, peer, extensions, router, timeouts, phase,
+                                )
+                                .await;
+                            }
+                            Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        }
                     }
                 }
                 drop(permit);

@@ -1,9 +1,12 @@
 //! Persistent state behind one trait: the service registry, XML-RPC access tokens and
 //! OAuth2 clients/tokens. SQLite is the default backend ([`sqlite::SqliteStore`]);
-//! [`memory::MemoryStore`] serves fast tests. Handlers only ever see `Arc<dyn Store>`.
+//! `postgresql://` URLs select [`postgres::PostgresStore`] (several instances on one
+//! database); [`memory::MemoryStore`] serves fast tests. Handlers only ever see `Arc<dyn Store>`.
 
 pub mod cached;
+pub mod changes;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -222,9 +225,16 @@ pub enum StoredToken {
     OAuth(OAuthToken),
 }
 
-/// What can go wrong in a store: never shown to clients, only logged.
+/// What can go wrong in a store: never shown to clients, only logged. Clients hear only
+/// which kind it was: [`StoreError::Unavailable`] becomes each endpoint's "temporarily
+/// unavailable" answer (503), anything else its internal error (500).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database cannot take the operation now, through no fault of the request or of
+    /// twitcher: locked by another process past the wait, read-only, full, or unreachable.
+    /// The same request may succeed later.
+    #[error("database temporarily unavailable: {0}")]
+    Unavailable(String),
     /// The database refused or failed an operation.
     #[error("database error: {0}")]
     Database(String),
@@ -238,6 +248,24 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// True when retrying later may succeed (the client is told "temporarily unavailable").
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// The connections of a store's pool (`/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open now.
+    pub size: usize,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// Most connections the pool opens.
+    pub max: usize,
+}
+
 /// Result alias of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -247,6 +275,17 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers (for `/health`).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// News of the changes other processes make to the same database, when this store can
+    /// hear them (PostgreSQL); `None` when it cannot (SQLite, memory).
+    fn changes(&self) -> Option<std::sync::Arc<changes::ChangeFeed>> {
+        None
+    }
+
+    /// The state of the store's connection pool, when it has one (for `/metrics`).
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 
     /// Looks a service up by its exact (case-sensitive) name.
     async fn service_by_name(&self, name: &str) -> StoreResult<Option<Service>>;
@@ -292,10 +331,9 @@ pub fn open(url: &crate::config::DatabaseUrl) -> StoreResult<std::sync::Arc<dyn 
         crate::config::DatabaseUrl::Sqlite(path) => {
             Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?))
         }
-        crate::config::DatabaseUrl::Postgres(url) => Err(StoreError::Open {
-            location: redact_password(url),
-            reason: "PostgreSQL is not supported by this version yet; use sqlite:///PATH".into(),
-        }),
+        crate::config::DatabaseUrl::Postgres(url) => {
+            Ok(std::sync::Arc::new(postgres::PostgresStore::open(url)?))
+        }
     }
 }
 

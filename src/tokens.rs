@@ -33,6 +33,42 @@ impl Scope {
     }
 }
 
+/// What kind of token granted access, for logs and metrics (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenKind {
+    /// An XML-RPC token (`generate_token`): it names no client.
+    Rpc,
+    /// A stored OAuth2 token of this client.
+    OAuth {
+        /// The client it was issued to.
+        client_id: String,
+    },
+    /// A JWT whose `sub` names this client.
+    Jwt {
+        /// The `sub` claim (empty when the token has none).
+        client_id: String,
+    },
+}
+
+impl TokenKind {
+    /// The credential kind as logs and metrics name it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TokenKind::Rpc => "token",
+            TokenKind::OAuth { .. } => "oauth",
+            TokenKind::Jwt { .. } => "jwt",
+        }
+    }
+
+    /// The OAuth2 client the token was issued to, if it names one.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            TokenKind::Rpc => None,
+            TokenKind::OAuth { client_id } | TokenKind::Jwt { client_id } => Some(client_id),
+        }
+    }
+}
+
 /// Why a token does not grant access.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -90,9 +126,17 @@ pub struct Tokens {
     encoding: Option<EncodingKey>,
     decoding: Option<(DecodingKey, Algorithm)>,
     audience: Option<String>,
-    /// JWTs whose signature, issuer and audience checked out, with their scope and expiry:
-    /// an RS256 verification costs ~150 µs, and a JWT cannot be revoked anyway.
-    verified: Mutex<HashMap<String, (String, i64)>>,
+    /// JWTs whose signature, issuer and audience checked out, with their claims: an RS256
+    /// verification costs ~150 µs, and a JWT cannot be revoked anyway.
+    verified: Mutex<HashMap<String, Remembered>>,
+}
+
+/// What is kept of a verified JWT.
+#[derive(Debug, Clone)]
+struct Remembered {
+    scope: String,
+    exp: i64,
+    sub: String,
 }
 
 /// Most verified JWTs remembered; past that the memory starts over.
@@ -271,8 +315,8 @@ impl Tokens {
         now: i64,
     ) -> Result<(), TokenError> {
         match store.oauth_token(token).await? {
-            Some(stored) => check_oauth(&stored, scope, now),
-            None => self.check_jwt(token, scope, now),
+            Some(stored) => check_oauth(&stored, scope, now).map(drop),
+            None => self.check_jwt(token, scope, now).map(drop),
         }
     }
 
@@ -283,13 +327,13 @@ impl Tokens {
         store: &dyn Store,
         token: &str,
         now: i64,
-    ) -> Result<(), TokenError> {
+    ) -> Result<TokenKind, TokenError> {
         // A JWT verified before needs no store lookup (JWTs are never stored).
         if self.verified().contains_key(token) {
             return self.check_jwt(token, Scope::Compute, now);
         }
         match store.find_token(token).await? {
-            Some(StoredToken::Rpc(t)) if t.expires_at > now => Ok(()),
+            Some(StoredToken::Rpc(t)) if t.expires_at > now => Ok(TokenKind::Rpc),
             Some(StoredToken::Rpc(_)) => Err(TokenError::Expired),
             Some(StoredToken::OAuth(t)) => check_oauth(&t, Scope::Compute, now),
             None => self.check_jwt(token, Scope::Compute, now),
@@ -297,13 +341,17 @@ impl Tokens {
     }
 
     /// Checks a JWT's signature, issuer, audience, scope and expiry.
-    fn check_jwt(&self, token: &str, scope: Scope, now: i64) -> Result<(), TokenError> {
+    fn check_jwt(&self, token: &str, scope: Scope, now: i64) -> Result<TokenKind, TokenError> {
         let remembered = self.verified().get(token).cloned();
-        let (granted, exp) = match remembered {
+        let known = match remembered {
             Some(known) => known,
             None => {
                 let claims = self.verify_jwt(token)?;
-                let known = (claims.scope, claims.exp);
+                let known = Remembered {
+                    scope: claims.scope,
+                    exp: claims.exp,
+                    sub: claims.sub,
+                };
                 let mut verified = self.verified();
                 if verified.len() >= MAX_VERIFIED {
                     verified.clear();
@@ -312,23 +360,27 @@ impl Tokens {
                 known
             }
         };
-        if !has_scope(&granted, scope) {
+        if !has_scope(&known.scope, scope) {
             return Err(TokenError::Invalid);
         }
         // Expiry is checked last and here, so an expired but otherwise valid token gets
         // the "expired" answer rather than "invalid".
-        if exp > now {
-            Ok(())
+        if known.exp > now {
+            Ok(TokenKind::Jwt {
+                client_id: known.sub,
+            })
         } else {
             Err(TokenError::Expired)
         }
     }
 
-    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, i64)>> {
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
         self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The claims of a JWT whose signature, issuer and audience are right (any expiry).
+    /// Every JWT must name the configured issuer (`twitcher.token.issuer`), Keycloak's
+    /// too: a token of another issuer signed with a shared key is not ours.
     fn verify_jwt(&self, token: &str) -> Result<Claims, TokenError> {
         let Some((key, alg)) = &self.decoding else {
             return Err(TokenError::Invalid);
@@ -340,9 +392,8 @@ impl Tokens {
         validation.leeway = 0;
         validation.validate_exp = false;
         validation.required_spec_claims.clear();
-        if self.kind != TokenType::KeycloakToken {
-            validation.set_issuer(&[&self.issuer]);
-        }
+        validation.required_spec_claims.insert("iss".into());
+        validation.set_issuer(&[&self.issuer]);
         match &self.audience {
             Some(aud) => {
                 validation.set_audience(&[aud]);
@@ -359,11 +410,13 @@ impl Tokens {
     }
 }
 
-fn check_oauth(stored: &OAuthToken, scope: Scope, now: i64) -> Result<(), TokenError> {
+fn check_oauth(stored: &OAuthToken, scope: Scope, now: i64) -> Result<TokenKind, TokenError> {
     if !has_scope(&stored.scope, scope) {
         Err(TokenError::Invalid)
     } else if stored.expires_at > now {
-        Ok(())
+        Ok(TokenKind::OAuth {
+            client_id: stored.client_id.clone(),
+        })
     } else {
         Err(TokenError::Expired)
     }
@@ -551,6 +604,59 @@ mod tests {
             custom.check(&store, &rs, Scope::Compute, NOW).await,
             Err(TokenError::Invalid)
         ));
+    }
+
+    /// A JWT with these claims, signed with the test keys of `kind`.
+    fn forged(kind: TokenType, iss: &str) -> String {
+        let claims = Claims {
+            iss: iss.into(),
+            sub: "c".into(),
+            exp: NOW + 60,
+            iat: NOW,
+            scope: "compute".into(),
+        };
+        let tokens = Tokens::from_settings(&settings(kind)).unwrap();
+        let alg = if kind == TokenType::CustomToken {
+            Algorithm::HS256
+        } else {
+            Algorithm::RS256
+        };
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            &claims,
+            tokens.encoding.as_ref().unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn jwts_without_the_configured_issuer_are_refused() {
+        let store = MemoryStore::new();
+        for (kind, checker) in [
+            (TokenType::CustomToken, TokenType::CustomToken),
+            (TokenType::SignedToken, TokenType::SignedToken),
+            (TokenType::SignedToken, TokenType::KeycloakToken),
+        ] {
+            let tokens = Tokens::from_settings(&settings(checker)).unwrap();
+            let right = forged(kind, "twitcher");
+            assert!(
+                matches!(
+                    tokens.verify_compute(&store, &right, NOW).await,
+                    Ok(TokenKind::Jwt { ref client_id }) if client_id == "c"
+                ),
+                "{checker:?}"
+            );
+            for iss in ["", "https://elsewhere/realms/x", "twitcher "] {
+                let wrong = forged(kind, iss);
+                assert!(
+                    matches!(
+                        tokens.verify_compute(&store, &wrong, NOW).await,
+                        Err(TokenError::Invalid)
+                    ),
+                    "{checker:?} accepted iss {iss:?}"
+                );
+            }
+        }
     }
 
     #[tokio::test]

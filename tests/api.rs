@@ -922,7 +922,7 @@ async fn validation_errors() {
 }
 
 #[tokio::test]
-async fn bodies_over_64_kib_are_refused_with_400() {
+async fn bodies_over_64_kib_are_refused_with_413() {
     let app = demo_app().await;
     let body_of = |size: usize| {
         let head = r#"{"name": "big", "url": "http://h/w", "pad": ""#;
@@ -931,12 +931,12 @@ async fn bodies_over_64_kib_are_refused_with_400() {
     };
     let limit = 64 * 1024;
     let too_large = post(&app, &DEMO, json(&body_of(limit + 1))).await;
-    assert_eq!(too_large.status, 400, "{}", too_large.body);
+    assert_eq!(too_large.status, 413, "{}", too_large.body);
     insta::assert_snapshot!("too_large", too_large.body);
     let huge = post(&app, &DEMO, json(&body_of(4 * limit))).await;
     assert_eq!(
         (huge.status, huge.body.as_str()),
-        (400, too_large.body.as_str())
+        (413, too_large.body.as_str())
     );
     let form = post(
         &app,
@@ -947,7 +947,7 @@ async fn bodies_over_64_kib_are_refused_with_400() {
         ),
     )
     .await;
-    assert_eq!(form.status, 400, "{}", form.body);
+    assert_eq!(form.status, 413, "{}", form.body);
     assert!(app.store.list_services().await.unwrap().is_empty());
 
     let at_limit = post(&app, &DEMO, json(&body_of(limit))).await;

@@ -172,7 +172,8 @@ async fn client_credentials_grant() {
     let masked = body.replace(token, "[token]");
     assert_eq!(
         masked,
-        r#"{"access_token": "[token]", "expires_in": 3600, "token_type": "Bearer", "scope": "compute register"}"#
+        r#"{"access_token": "[token]", "expires_in": 3600, "token_type": "Bearer", "scope": "compute"}"#,
+        "without a scope, a client allowed `compute register` gets `compute` only"
     );
 
     let mut with_scope = base.to_vec();
@@ -487,6 +488,8 @@ async fn keycloak_tokens_are_only_validated() {
         c.token.kind = TokenType::KeycloakToken;
         c.token.keycloak_secret =
             Some(std::fs::read_to_string(keys().join("test-signing-pubkey.pem")).unwrap());
+        // Keycloak's tokens name the realm as their issuer (D-JWT-ISSUER).
+        c.token.issuer = "http://keycloak/realms/demo".into();
     })
     .await;
     let _backend = protected_backend(&app).await;

@@ -39,7 +39,7 @@ fn broken_configs_exit_2_with_one_line() {
         ),
         (
             "[app:main]\n[server:main]\nhttps_listen = 127.0.0.1:8443\ncertfile = c.pem\nkeyfile = k.pem\n",
-            "https_listen: native HTTPS is not available",
+            "[server:main] certfile: ",
         ),
         (
             "[server:main]\nport = 8000\n",

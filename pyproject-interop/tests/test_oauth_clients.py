@@ -100,18 +100,17 @@ def test_compute_token_runs_execute(server, app, placement):
                                   headers={"Content-Type": "text/xml"}))
 
 
-def test_default_scope_is_every_scope_of_the_client(server, app):
-    """Without `scope` the token gets the client's scopes: compute and register
-    (D-OAUTH-SCOPES)."""
+def test_default_scope_is_compute_only(server, app):
+    """Without `scope` the token gets `compute` only, as 0.6.0 gave, although the client
+    may also ask for `register` (least privilege, D-OAUTH-SCOPES)."""
     client_id, secret = app
     token = fetch(server, client_id, secret)
-    assert_token(token, ["compute", "register"])
+    assert_token(token, ["compute"])
     session = OAuth2Session(client_id, token=token)
     assert_hello_tux(session.get(f"{server.proxy_url('emu')}?{EXECUTE}", timeout=60))
     response = session.post(f"{server.url}/services", timeout=10,
-                            json={"name": "both_scopes", "url": "http://h/w"})
-    assert response.status_code == 200, response.text
-    assert session.delete(f"{server.url}/services/both_scopes", timeout=10).json() is True
+                            json={"name": "compute_only", "url": "http://h/w"})
+    assert response.status_code == 401, response.text
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)

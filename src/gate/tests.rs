@@ -117,6 +117,7 @@ impl<'a> Try<'a> {
             query: self.query,
             headers: &self.headers,
             peer: None,
+            certificate: None,
         };
         gate.admit(route, incoming, Box::pin(stream::iter(chunks)))
             .await

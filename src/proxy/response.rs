@@ -109,10 +109,9 @@ pub(super) async fn wps_response(
     }
     let mut untouched_length = length;
     if status.as_u16() >= 400 {
-        let (peeked, rest) = peek(body, ERROR_BODY_PEEK).await.map_err(|e| {
-            tracing::warn!(error = %e, "reading the backend error response failed");
-            OwsError::BackendUnreachable
-        })?;
+        let (peeked, rest) = peek(body, ERROR_BODY_PEEK)
+            .await
+            .map_err(|e| body_error("reading the backend error response failed", &e))?;
         if memchr::memmem::find(&peeked, b"ExceptionReport").is_none() {
             return Err(OwsError::ResponseNotOk(reason));
         }
@@ -158,9 +157,23 @@ async fn rewrite(
         Ok((_, rewritten)) => Ok(rewritten),
         Err(RewriteError::NotXml) => Err(OwsError::CouldNotDecode),
         Err(RewriteError::Upstream(e)) => {
-            tracing::warn!(error = %e, "reading the backend response failed");
-            Err(OwsError::BackendUnreachable)
+            Err(body_error("reading the backend response failed", &e))
         }
+    }
+}
+
+/// Maps a backend body that failed before anything was sent to the client, like
+/// [`upstream::upstream_error`] maps a failed exchange: too slow → 504, else 502.
+fn body_error(context: &str, e: &io::Error) -> OwsError {
+    tracing::warn!(error = %e, "{context}");
+    let timed_out = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+        .is_some_and(reqwest::Error::is_timeout);
+    if timed_out {
+        OwsError::BackendTimeout
+    } else {
+        OwsError::BackendUnreachable
     }
 }
 

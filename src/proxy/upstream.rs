@@ -35,12 +35,19 @@ pub(super) fn upstream_request(
     rewrite: bool,
 ) -> reqwest::RequestBuilder {
     let forward_credentials = app.config.forward_credentials;
+    let client_dn = app.config.forward_client_dn.as_ref();
     let mut forwarded = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        if skip_request_header(name, headers, forward_credentials) {
+        // The client DN header is twitcher's to set, never the client's.
+        if skip_request_header(name, headers, forward_credentials) || Some(name) == client_dn {
             continue;
         }
         forwarded.append(name.clone(), value.clone());
+    }
+    if let (Some(name), Some(certificate)) = (client_dn, &admitted.certificate)
+        && let Ok(subject) = HeaderValue::from_str(&certificate.subject)
+    {
+        forwarded.insert(name.clone(), subject);
     }
     if rewrite {
         // Capabilities are rewritten as they stream, so they must arrive uncompressed.

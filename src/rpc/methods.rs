@@ -18,7 +18,7 @@ pub async fn dispatch(
 ) -> Result<RpcValue, RpcFault> {
     let args = Args { method, params };
     let store = app.store.as_ref();
-    let failed = |e| RpcFault::internal("store operation failed", e);
+    let failed = RpcFault::from;
     match method {
         "generate_token" => {
             args.at_most(1)?;

@@ -2,7 +2,10 @@
 //! proxy's hot path (service lookup, token check) then never waits for the database. A
 //! write through this store empties what it changed before it returns, so a revoked token
 //! is refused on the very next request. Changes made behind its back (another process on
-//! the same SQLite file) are seen after at most `max_age`.
+//! the same SQLite file) are seen after at most `max_age`, unless the store announces them
+//! ([`Store::changes`]: PostgreSQL's `LISTEN`): then each announcement empties the memory at
+//! once, and while the announcements may be missed (the listening connection is down)
+//! nothing is kept at all.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -10,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::changes::{ChangeFeed, FeedState};
 use super::{AccessToken, OAuthClient, OAuthToken, Service, Store, StoreResult, StoredToken};
 
 /// Most tokens remembered; past that the memory starts over (a flood of distinct valid
@@ -20,6 +24,8 @@ const MAX_TOKENS: usize = 100_000;
 pub struct CachedStore {
     inner: Arc<dyn Store>,
     max_age: Duration,
+    /// Changes other instances announce, when the inner store hears them.
+    changes: Option<Arc<ChangeFeed>>,
     state: RwLock<State>,
 }
 
@@ -32,14 +38,29 @@ struct State {
     tokens: HashMap<String, (StoredToken, Instant)>,
     /// Counts the writes: a read that started before one is not remembered.
     generation: u64,
+    /// The change feed's generation last acted on.
+    feed_generation: Option<u64>,
 }
 
 impl CachedStore {
-    /// Remembers reads of `inner` for at most `max_age`.
+    /// Remembers reads of `inner` for at most `max_age`, and forgets them whenever `inner`
+    /// announces a change made by another process.
     pub fn new(inner: Arc<dyn Store>, max_age: Duration) -> Self {
+        let changes = inner.changes();
+        Self::with_changes(inner, max_age, changes)
+    }
+
+    /// Like [`CachedStore::new`], with the news of changes from `changes` (`None`: no news,
+    /// only `max_age` bounds what other processes change).
+    pub fn with_changes(
+        inner: Arc<dyn Store>,
+        max_age: Duration,
+        changes: Option<Arc<ChangeFeed>>,
+    ) -> Self {
         CachedStore {
             inner,
             max_age,
+            changes,
             state: RwLock::new(State::default()),
         }
     }
@@ -56,8 +77,34 @@ impl CachedStore {
         read_at.elapsed() < self.max_age
     }
 
+    /// Whether memory may be used and filled now. Forgets everything first when another
+    /// instance announced a change since the last look; false while announcements may be
+    /// missed.
+    fn in_sync(&self) -> bool {
+        let Some(feed) = &self.changes else {
+            return true;
+        };
+        match feed.state() {
+            FeedState::Down => false,
+            FeedState::Live { generation } => {
+                if self.read(|s| s.feed_generation) != Some(generation) {
+                    self.write(|s| {
+                        if s.feed_generation != Some(generation) {
+                            s.feed_generation = Some(generation);
+                            forget_in(s, true, true);
+                        }
+                    });
+                }
+                true
+            }
+        }
+    }
+
     /// The whole registry, read from the database when not in memory or too old.
     async fn services(&self) -> StoreResult<Arc<HashMap<String, Service>>> {
+        if !self.in_sync() {
+            return Ok(Arc::new(by_name(self.inner.list_services().await?)));
+        }
         let (cached, generation) = self.read(|s| (s.services.clone(), s.generation));
         if let Some((services, read_at)) = cached
             && self.fresh(read_at)
@@ -65,13 +112,7 @@ impl CachedStore {
             return Ok(services);
         }
         let read_at = Instant::now();
-        let list = self.inner.list_services().await?;
-        let mut map = HashMap::with_capacity(list.len());
-        for service in list {
-            // The first of a name wins, as `service_by_name` orders by insertion.
-            map.entry(service.name.clone()).or_insert(service);
-        }
-        let map = Arc::new(map);
+        let map = Arc::new(by_name(self.inner.list_services().await?));
         self.write(|s| {
             if s.generation == generation {
                 s.services = Some((map.clone(), read_at));
@@ -94,22 +135,42 @@ impl CachedStore {
 
     /// Forgets what a write may have changed, before the write's caller goes on.
     fn forget(&self, services: bool, tokens: bool) {
-        self.write(|s| {
-            s.generation += 1;
-            if services {
-                s.services = None;
-            }
-            if tokens {
-                s.tokens.clear();
-            }
-        });
+        self.write(|s| forget_in(s, services, tokens));
     }
+}
+
+/// Empties the parts of `state` named, and stops reads in flight from being remembered.
+fn forget_in(state: &mut State, services: bool, tokens: bool) {
+    state.generation += 1;
+    if services {
+        state.services = None;
+    }
+    if tokens {
+        state.tokens.clear();
+    }
+}
+
+/// The registry by name; the first of a name wins, as `service_by_name` orders by insertion.
+fn by_name(list: Vec<Service>) -> HashMap<String, Service> {
+    let mut map = HashMap::with_capacity(list.len());
+    for service in list {
+        map.entry(service.name.clone()).or_insert(service);
+    }
+    map
 }
 
 #[async_trait]
 impl Store for CachedStore {
     async fn ping(&self) -> StoreResult<()> {
         self.inner.ping().await
+    }
+
+    fn changes(&self) -> Option<Arc<ChangeFeed>> {
+        self.changes.clone()
+    }
+
+    fn pool_status(&self) -> Option<crate::store::PoolStatus> {
+        self.inner.pool_status()
     }
 
     async fn service_by_name(&self, name: &str) -> StoreResult<Option<Service>> {
@@ -178,6 +239,9 @@ impl Store for CachedStore {
     }
 
     async fn find_token(&self, token: &str) -> StoreResult<Option<StoredToken>> {
+        if !self.in_sync() {
+            return self.inner.find_token(token).await;
+        }
         let (cached, generation) = self.read(|s| (s.tokens.get(token).cloned(), s.generation));
         if let Some((found, read_at)) = cached
             && self.fresh(read_at)
@@ -294,6 +358,68 @@ mod tests {
         assert!(store.service_by_name("emu").await.unwrap().is_some());
         inner.delete_service("emu").await.unwrap();
         assert_eq!(store.service_by_name("emu").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn announced_changes_are_seen_on_the_next_read() {
+        let inner = Arc::new(MemoryStore::new());
+        let feed = ChangeFeed::new();
+        feed.connected();
+        let store = CachedStore::with_changes(inner.clone(), LONG, Some(feed.clone()));
+        let token = AccessToken {
+            token: "t".into(),
+            expires_at: i64::MAX,
+        };
+        inner.save_access_token(&token).await.unwrap();
+        inner
+            .save_service(&Service::new("emu", "http://a/wps"))
+            .await
+            .unwrap();
+        assert!(store.find_token("t").await.unwrap().is_some());
+        assert!(store.service_by_name("emu").await.unwrap().is_some());
+        inner.delete_access_token("t").await.unwrap();
+        inner.delete_service("emu").await.unwrap();
+        // Unannounced: still remembered.
+        assert!(store.find_token("t").await.unwrap().is_some());
+        assert!(store.service_by_name("emu").await.unwrap().is_some());
+        feed.changed();
+        assert_eq!(store.find_token("t").await.unwrap(), None);
+        assert_eq!(store.service_by_name("emu").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_remembered_while_the_feed_is_down() {
+        let inner = Arc::new(MemoryStore::new());
+        let feed = ChangeFeed::new();
+        let store = CachedStore::with_changes(inner.clone(), LONG, Some(feed.clone()));
+        inner
+            .save_service(&Service::new("emu", "http://a/wps"))
+            .await
+            .unwrap();
+        assert!(store.service_by_name("emu").await.unwrap().is_some());
+        inner.delete_service("emu").await.unwrap();
+        assert_eq!(store.service_by_name("emu").await.unwrap(), None);
+
+        // Up, remembered; down again: read through at once.
+        feed.connected();
+        inner
+            .save_service(&Service::new("emu", "http://a/wps"))
+            .await
+            .unwrap();
+        assert!(store.service_by_name("emu").await.unwrap().is_some());
+        feed.disconnected();
+        inner.delete_service("emu").await.unwrap();
+        assert_eq!(store.service_by_name("emu").await.unwrap(), None);
+        // Back up: what was remembered before is not trusted.
+        inner
+            .save_service(&Service::new("emu", "http://b/wps"))
+            .await
+            .unwrap();
+        feed.connected();
+        assert_eq!(
+            store.service_by_name("emu").await.unwrap().unwrap().url,
+            "http://b/wps"
+        );
     }
 
     #[tokio::test]

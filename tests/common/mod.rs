@@ -3,6 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
+pub mod logs;
+pub mod postgres;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -119,6 +119,7 @@ pub fn admit(case: &GateCase) -> Result<(Admitted, Option<Vec<u8>>), String> {
             query: &case.query,
             headers: &headers,
             peer: None,
+            certificate: None,
         };
         world.runtime.block_on(async {
             let mut admitted = gate

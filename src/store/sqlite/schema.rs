@@ -138,6 +138,10 @@ const TABLES: [TableSpec; 4] = [
 /// column(s) of `services`. Running it again on its own result changes nothing.
 pub(super) fn upgrade(conn: &mut Connection) -> Result<Vec<&'static str>, String> {
     let sql_err = |e: rusqlite::Error| open_reason(&e);
+    // Only read when nothing is missing: a read-only file then still opens.
+    if let Some(verify) = up_to_date(conn).map_err(sql_err)? {
+        return Ok(verify);
+    }
     // IMMEDIATE: two processes starting at once upgrade one after the other.
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -181,6 +185,27 @@ pub(super) fn upgrade(conn: &mut Connection) -> Result<Vec<&'static str>, String
     }
     tx.commit().map_err(sql_err)?;
     Ok(verify)
+}
+
+/// The verify column(s) of `services` when every table and column [`upgrade`] would
+/// bring is there already; `None` when anything is missing or wrong (then [`upgrade`]
+/// adds it or says what is wrong).
+fn up_to_date(conn: &Connection) -> rusqlite::Result<Option<Vec<&'static str>>> {
+    for spec in &TABLES {
+        let columns = table_columns(conn, spec.name)?;
+        let complete = !columns.is_empty()
+            && spec.required.iter().all(|c| columns.contains(*c))
+            && spec.optional.iter().all(|(c, _)| columns.contains(*c));
+        if !complete {
+            return Ok(None);
+        }
+    }
+    let services = table_columns(conn, "services")?;
+    let verify: Vec<&'static str> = ["verify", "_verify"]
+        .into_iter()
+        .filter(|c| services.contains(*c))
+        .collect();
+    Ok((!verify.is_empty()).then_some(verify))
 }
 
 /// Names of the tables in the file, SQLite's internal ones left out.

@@ -1,7 +1,7 @@
 //! The SQL shared by the [`Store`](crate::store::Store) methods: `services` statements
 //! built per verify column, and the update-then-insert every save runs.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 /// `services` statements, built once at open time for the verify column(s) the file has.
 pub(super) struct ServiceSql {
@@ -45,18 +45,16 @@ impl ServiceSql {
     }
 }
 
-/// Update-then-insert in one IMMEDIATE transaction: IMMEDIATE takes the write lock up front,
-/// so the busy timeout applies (a deferred read-then-write could fail at once as "locked").
+/// Update-then-insert, inside the write's transaction (see `SqliteStore::write`).
 pub(super) fn upsert(
-    conn: &mut Connection,
+    conn: &Connection,
     update: &str,
     insert: &str,
     params: &[&dyn rusqlite::ToSql],
 ) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let updated = tx.prepare_cached(update)?.execute(params)?;
+    let updated = conn.prepare_cached(update)?.execute(params)?;
     if updated == 0 {
-        tx.prepare_cached(insert)?.execute(params)?;
+        conn.prepare_cached(insert)?.execute(params)?;
     }
-    tx.commit()
+    Ok(())
 }
