@@ -63,6 +63,7 @@ impl Case {
                 service_url: service_url.into(),
                 public_url: format!("http://localhost:8000/ows/proxy/{name}"),
                 max_prolog: 1024 * 1024,
+                ogc_services: false,
             },
         }
     }

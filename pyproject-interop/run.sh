@@ -13,6 +13,8 @@
 #   emu             birdhouse-emu 1.0.0 / pywps 4.6.0 (+ pytest, which Emu imports at start)
 #   mapproxy        MapProxy 7.0.0 (a WMS from its debug source: no network), run on werkzeug
 #                   by tests/serve_mapproxy.py
+#   pygeoapi        pygeoapi 0.21.0 (OGC API - Processes and Features, TinyDB job manager), run
+#                   on werkzeug by tests/serve_pygeoapi.py
 #   twitcherctl-05  pyramid-twitcher 0.5.5: the original 0.5-series twitcherctl
 #   twitcherctl-06  pyramid-twitcher 0.6.0: the OAuth-era twitcherctl
 #                   (TWITCHER_INTEROP_SKIP_06=1 skips it and its tests)
@@ -62,6 +64,12 @@ install_mapproxy() {
     "$1/bin/python" -c 'import mapproxy.wsgiapp, werkzeug.serving, PIL
 from mapproxy.version import version
 assert version == "7.0.0", version'
+}
+
+install_pygeoapi() {
+    "$1/bin/pip" install "${PIP_OPTS[@]}" -r "$REQ/pygeoapi.txt"
+    "$1/bin/python" -c 'import pygeoapi, tinydb, werkzeug.serving
+assert pygeoapi.__version__ == "0.21.0", pygeoapi.__version__'
 }
 
 install_twitcherctl_05() {
@@ -147,6 +155,8 @@ ensure_venv emu install_emu "$REQ/emu.txt"
 EMU_VENV=$VENV
 ensure_venv mapproxy install_mapproxy "$REQ/mapproxy.txt"
 MAPPROXY_VENV=$VENV
+ensure_venv pygeoapi install_pygeoapi "$REQ/pygeoapi.txt"
+PYGEOAPI_VENV=$VENV
 ensure_venv twitcherctl-05 install_twitcherctl_05 "$REQ/twitcherctl-05.txt"
 CTL05_VENV=$VENV
 CTL06_BIN=""
@@ -193,6 +203,7 @@ say "CLI under test: $TWITCHERCTL_BIN"
 export TWITCHER_BIN TWITCHERCTL_BIN
 export TWITCHER_INTEROP_EMU="$EMU_VENV/bin/emu"
 export TWITCHER_INTEROP_MAPPROXY_PYTHON="$MAPPROXY_VENV/bin/python"
+export TWITCHER_INTEROP_PYGEOAPI_PYTHON="$PYGEOAPI_VENV/bin/python"
 export TWITCHER_INTEROP_TWITCHERCTL_05="$CTL05_VENV/bin/twitcherctl"
 export TWITCHER_INTEROP_TWITCHERCTL_06="$CTL06_BIN"
 export TWITCHER_INTEROP_GOLDEN="${TWITCHER_INTEROP_GOLDEN:-$ROOT/compat/golden}"

@@ -183,6 +183,9 @@ pub struct Config {
     pub trusted_proxies: Option<Vec<IpAddr>>,
     /// Largest request body read to parse an OWS XML request or an XML-RPC call.
     pub max_body_size: usize,
+    /// Largest JSON answer of an `ogcapi` service whose links are rewritten to the proxy
+    /// (`twitcher.ows_proxy_max_json_rewrite`); a larger one passes unchanged.
+    pub max_json_rewrite: usize,
     /// Serve the OAuth2 endpoints.
     pub oauth: bool,
     /// Reading the REST registry also needs credentials.
@@ -228,6 +231,7 @@ const FOREIGN_PREFIXES: &[&str] = &[
 const FOREIGN_KEYS: &[&str] = &["use", "filter-with", "twitcher.adapter"];
 
 const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
+const DEFAULT_MAX_JSON_REWRITE: usize = 4 * 1024 * 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -256,6 +260,7 @@ impl Default for Config {
             capabilities_cache: None,
             trusted_proxies: None,
             max_body_size: DEFAULT_MAX_BODY,
+            max_json_rewrite: DEFAULT_MAX_JSON_REWRITE,
             oauth: true,
             rest_read_auth: false,
             token: TokenSettings {
@@ -419,6 +424,10 @@ impl Config {
             config.max_body_size =
                 parse_size(&size).map_err(|m| err("twitcher.max_body_size", m))?;
         }
+        if let Some(size) = settings.string("twitcher.ows_proxy_max_json_rewrite") {
+            config.max_json_rewrite =
+                parse_size(&size).map_err(|m| err("twitcher.ows_proxy_max_json_rewrite", m))?;
+        }
         settings.bool("twitcher.oauth", &mut config.oauth)?;
         settings.bool("twitcher.rest_read_auth", &mut config.rest_read_auth)?;
         if let Some(kind) = settings.string("twitcher.token.type") {
@@ -498,6 +507,7 @@ const KNOWN_APP_KEYS: &[&str] = &[
     "twitcher.ows_proxy_capabilities_cache",
     "twitcher.trusted_proxies",
     "twitcher.max_body_size",
+    "twitcher.ows_proxy_max_json_rewrite",
     "twitcher.oauth",
     "twitcher.oauth.default_scope",
     "twitcher.rest_read_auth",

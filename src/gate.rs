@@ -21,10 +21,11 @@ use path::{ExtraPath, PathError};
 
 use crate::config::{ClientVerify, Config};
 use crate::error::OwsError;
+use crate::ogcapi;
 use crate::ows::capabilities::ByteStream;
-use crate::ows::request::{self, OwsRequest, RequestError};
+use crate::ows::request::{self, ORIGINAL_SERVICES, OwsRequest, OwsService, RequestError};
 use crate::security::{self, Credentials, Peer, TokenSource};
-use crate::store::{Auth, Service, Store, StoreError};
+use crate::store::{Auth, Service, ServiceKind, Store, StoreError};
 use crate::tls::ClientIdentity;
 use crate::tokens::{TokenError, TokenKind, Tokens};
 
@@ -104,9 +105,12 @@ pub enum Denied {
     /// No service of that name.
     #[error("no such service")]
     NoService,
-    /// Only GET and POST are forwarded.
+    /// Only GET and POST are forwarded (OWS), or the methods of [`ogcapi::rules::METHODS`].
     #[error("method not allowed")]
     Method,
+    /// An `ogcapi` request naming another method in a header or parameter.
+    #[error("method override")]
+    MethodOverride,
     /// The extra path could leave the service's path.
     #[error("extra path refused: {0}")]
     Path(#[from] PathError),
@@ -143,7 +147,7 @@ impl From<Denied> for OwsError {
     fn from(denied: Denied) -> OwsError {
         match denied {
             Denied::NoService => OwsError::ServiceNotFound,
-            Denied::Method => OwsError::MethodNotAllowed,
+            Denied::Method | Denied::MethodOverride => OwsError::MethodNotAllowed,
             Denied::Path(_) => OwsError::InvalidPath,
             Denied::Request(e) => OwsError::Request(e),
             Denied::ContentEncoding => OwsError::UnsupportedContentEncoding,
@@ -183,32 +187,94 @@ impl Gate<'_> {
         incoming: Incoming<'_>,
         body: ByteStream,
     ) -> Result<Admitted, Denied> {
-        let (name, extra) = split_target(&self.config.protected_path, route, incoming.path)?;
-        let service = self
-            .store
-            .service_by_name(&name)
-            .await?
-            .ok_or(Denied::NoService)?;
-        if route == Route::Proxy
-            && *incoming.method != Method::GET
-            && *incoming.method != Method::POST
+        self.decide(route, incoming, body).await.1
+    }
+
+    /// [`Gate::admit`], also naming the kind of the service addressed (when one is
+    /// registered under the name), so that a refusal can be answered in its language.
+    pub async fn decide(
+        &self,
+        route: Route,
+        incoming: Incoming<'_>,
+        body: ByteStream,
+    ) -> (Option<ServiceKind>, Result<Admitted, Denied>) {
+        let (name, raw_extra) = match split_name(&self.config.protected_path, route, incoming.path)
         {
-            return Err(Denied::Method);
+            Ok(target) => target,
+            Err(denied) => return (None, Err(denied)),
+        };
+        let service = self.store.service_by_name(&name).await;
+        let kind = service
+            .as_ref()
+            .ok()
+            .and_then(|s| s.as_ref().map(Service::kind));
+        let extra = match ExtraPath::parse(raw_extra) {
+            Ok(extra) => extra,
+            // Refused before anything else, also for a name nobody registered.
+            Err(e) => return (kind, Err(e.into())),
+        };
+        let service = match service {
+            Ok(Some(service)) => service,
+            Ok(None) => return (None, Err(Denied::NoService)),
+            Err(e) => return (None, Err(e.into())),
+        };
+        (
+            kind,
+            self.admit_to(service, extra, route, incoming, body).await,
+        )
+    }
+
+    /// The decision once the service is known.
+    async fn admit_to(
+        &self,
+        service: Service,
+        extra: ExtraPath,
+        route: Route,
+        incoming: Incoming<'_>,
+        body: ByteStream,
+    ) -> Result<Admitted, Denied> {
+        let kind = service.kind();
+        let api = kind == ServiceKind::OgcApi;
+        if route == Route::Proxy {
+            let allowed = if api {
+                ogcapi::rules::METHODS.contains(incoming.method)
+            } else {
+                *incoming.method == Method::GET || *incoming.method == Method::POST
+            };
+            if !allowed {
+                return Err(Denied::Method);
+            }
         }
-        let ows = if self.config.ows_security {
-            self.read_request(route, incoming, body).await?
+        let (ows, access) = if api {
+            ogcapi::rules::check_method_override(incoming.headers, incoming.query)
+                .map_err(|_| Denied::MethodOverride)?;
+            let operation = ogcapi::rules::Operation::of(incoming.method, &extra);
+            let access = match operation.access(service.is_public()) {
+                ogcapi::rules::Access::Public => Access::Public,
+                ogcapi::rules::Access::Protected => Access::Protected,
+                ogcapi::rules::Access::Write => Access::Write,
+            };
+            (api_body(incoming.method, body), access)
+        } else if self.config.ows_security {
+            let ows = self
+                .read_request(route, incoming, body, kind, &extra)
+                .await?;
+            let access = ows_access(kind, ows.request.as_ref(), &extra, &service);
+            (ows, access)
         } else {
-            OwsBody::unread(incoming.method, body)
+            (OwsBody::unread(incoming.method, body), Access::Public)
         };
         let peer = Peer {
             addr: incoming.peer,
             trusted: self.config.trusted_proxies.as_deref(),
         };
+        // The last element of a REST path is an identifier, never a token.
+        let no_path = ExtraPath::default();
         let mut credentials = security::credentials(
             incoming.query,
             incoming.headers,
             ows.form_token.as_deref(),
-            &extra,
+            if api { &no_path } else { &extra },
             peer,
         );
         if incoming.certificate.is_some() {
@@ -225,8 +291,7 @@ impl Gate<'_> {
             credentials.certificate_verified = false;
         }
         let (grant, token) = if self.config.ows_security {
-            self.authorize(&service, ows.request.as_ref(), &credentials)
-                .await?
+            self.authorize(&service, access, &credentials).await?
         } else {
             (Grant::Public, None)
         };
@@ -266,9 +331,15 @@ impl Gate<'_> {
         route: Route,
         incoming: Incoming<'_>,
         body: ByteStream,
+        kind: ServiceKind,
+        extra: &ExtraPath,
     ) -> Result<OwsBody, Denied> {
-        let from_query = || request::parse_kvp(incoming.query);
+        let services = accepted_services(kind);
+        let from_query = || request::parse_kvp_for(incoming.query, services);
         if *incoming.method != Method::POST {
+            if let Some(rest) = restful_wmts(kind, incoming.query, extra) {
+                return Ok(OwsBody::without_body(Some(rest)));
+            }
             let parsed = match (route, from_query()) {
                 (_, Ok(r)) => Some(r),
                 (_, Err(e @ RequestError::Ambiguous(_))) | (Route::Proxy, Err(e)) => {
@@ -281,7 +352,7 @@ impl Gate<'_> {
         }
         let limit = self.config.max_body_size;
         let forward = self.config.forward_credentials;
-        let read = body::read_ows_body(incoming.headers, body, limit, forward).await?;
+        let read = body::read_ows_body(incoming.headers, body, limit, forward, services).await?;
         let ows = match (route, read) {
             (_, Some(ows)) => ows,
             // An empty body, as the original reported it.
@@ -312,15 +383,15 @@ impl Gate<'_> {
         Ok(ows)
     }
 
-    /// Public services and operations pass; `auth = cert` needs a verified certificate;
-    /// everything else a valid token. An unknown operation (`None`) is protected.
+    /// Public operations pass; `auth = cert` needs a verified certificate; everything
+    /// else a valid token.
     async fn authorize(
         &self,
         service: &Service,
-        request: Option<&OwsRequest>,
+        access: Access,
         credentials: &Credentials,
     ) -> Result<(Grant, Option<TokenKind>), Denied> {
-        if service.is_public() || request.is_some_and(OwsRequest::is_public) {
+        if access == Access::Public {
             return Ok((Grant::Public, None));
         }
         if service.auth == Auth::Cert {
@@ -375,6 +446,16 @@ pub fn split_target(
     route: Route,
     path: &str,
 ) -> Result<(String, ExtraPath), Denied> {
+    let (name, extra) = split_name(protected_path, route, path)?;
+    Ok((name, ExtraPath::parse(extra)?))
+}
+
+/// The service name and the raw extra path of `{protected_path}/{route}/{name}[/…]`.
+fn split_name<'p>(
+    protected_path: &str,
+    route: Route,
+    path: &'p str,
+) -> Result<(String, &'p str), Denied> {
     let rest = path
         .strip_prefix(protected_path)
         .and_then(|p| p.strip_prefix('/'))
@@ -388,7 +469,104 @@ pub fn split_target(
     if name.is_empty() {
         return Err(Denied::NoService);
     }
-    Ok((name.into_owned(), ExtraPath::parse(extra)?))
+    Ok((name.into_owned(), extra))
+}
+
+/// What an operation needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Anyone may call it.
+    Public,
+    /// A credential, unless the service is registered `public`.
+    Protected,
+    /// A credential, even on a public service.
+    Write,
+}
+
+/// The OWS types a service of `kind` answers for: the original's two for its types (and
+/// unknown ones), only its own for the types added since.
+fn accepted_services(kind: ServiceKind) -> &'static [OwsService] {
+    match kind {
+        ServiceKind::Wfs => &[OwsService::Wfs],
+        ServiceKind::Wcs => &[OwsService::Wcs],
+        ServiceKind::Wmts => &[OwsService::Wmts],
+        ServiceKind::Wps | ServiceKind::Wms | ServiceKind::OgcApi | ServiceKind::Other => {
+            ORIGINAL_SERVICES
+        }
+    }
+}
+
+/// What an OWS request needs. For the types added since the original (WFS, WCS, WMTS) a
+/// public operation is public only on the service URL itself: below it a backend routes
+/// by path (GeoServer's REST tiles), and the query's `request` is not what it runs.
+fn ows_access(
+    kind: ServiceKind,
+    request: Option<&OwsRequest>,
+    extra: &ExtraPath,
+    service: &Service,
+) -> Access {
+    let Some(request) = request else {
+        return if service.is_public() {
+            Access::Public
+        } else {
+            Access::Protected
+        };
+    };
+    let added = matches!(
+        kind,
+        ServiceKind::Wfs | ServiceKind::Wcs | ServiceKind::Wmts
+    );
+    let on_service_url = extra.as_str().is_empty()
+        || (kind == ServiceKind::Wmts && is_wmts_capabilities_path(extra));
+    if request.is_write() {
+        Access::Write
+    } else if (request.is_public() && (!added || on_service_url)) || service.is_public() {
+        Access::Public
+    } else {
+        Access::Protected
+    }
+}
+
+/// A RESTful WMTS request (a GET naming neither `service` nor `request`): the capabilities
+/// document `…/WMTSCapabilities.xml` is GetCapabilities, any other path a tile or feature
+/// info (protected).
+fn restful_wmts(kind: ServiceKind, query: &str, extra: &ExtraPath) -> Option<OwsRequest> {
+    if kind != ServiceKind::Wmts {
+        return None;
+    }
+    let names_operation = url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| {
+        let k = k.to_lowercase();
+        k == "service" || k == "request"
+    });
+    if names_operation {
+        return None;
+    }
+    let caps = is_wmts_capabilities_path(extra);
+    Some(OwsRequest {
+        service: OwsService::Wmts,
+        request: if caps { "getcapabilities" } else { "gettile" }.into(),
+        version: None,
+    })
+}
+
+/// Whether the path names the RESTful WMTS capabilities document (exact spelling).
+fn is_wmts_capabilities_path(extra: &ExtraPath) -> bool {
+    extra.as_str().rsplit('/').next() == Some("WMTSCapabilities.xml")
+}
+
+/// The body of an `ogcapi` request: streamed on as it is (the decision does not read
+/// it), none for GET and HEAD (a body there is no part of the request a backend should
+/// act on).
+fn api_body(method: &Method, body: ByteStream) -> OwsBody {
+    if *method == Method::GET || *method == Method::HEAD {
+        OwsBody::without_body(None)
+    } else {
+        OwsBody {
+            request: None,
+            form_token: None,
+            body: ForwardBody::Stream(body),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! twitcher: a security proxy for OGC Web Services (WPS, WMS), a drop-in replacement for
-//! the Python Twitcher.
+//! twitcher: a security proxy for OGC Web Services (WPS, WMS, WFS, WCS, WMTS) and OGC API
+//! services ([`ogcapi`]), a drop-in replacement for the Python Twitcher.
 //!
 //! An OWS request flows one way: [`router`] → [`gate`] (the one access decision: it
 //! reads the request with [`ows::request`], finds credentials with [`security`], checks
@@ -29,6 +29,7 @@ pub mod json;
 pub mod metrics;
 pub mod middleware;
 pub mod oauth;
+pub mod ogcapi;
 pub mod ows;
 pub mod proxy;
 pub mod registry;

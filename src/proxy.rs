@@ -5,6 +5,7 @@
 //! bytes of an XML POST are held (to read its root element) and at most
 //! [`response::ERROR_BODY_PEEK`] bytes of a backend error.
 
+mod api;
 pub mod caps_cache;
 mod response;
 mod upstream;
@@ -23,6 +24,7 @@ use crate::access_log::{Served, UpstreamError};
 use crate::app::App;
 use crate::error::OwsError;
 use crate::gate::{Admitted, Gate, Incoming, Route};
+use crate::ogcapi::problem::Problem;
 use crate::ows::capabilities::ByteStream;
 use crate::store::ServiceKind;
 use crate::tls::ClientIdentity;
@@ -41,8 +43,11 @@ pub async fn handle(State(app): State<App>, request: Request) -> Response {
         Ok(response) => response,
         Err(err) => {
             served.upstream_error = match err {
-                OwsError::BackendUnreachable => Some(UpstreamError::Unreachable),
-                OwsError::BackendTimeout => Some(UpstreamError::Timeout),
+                Refusal::Ows(OwsError::BackendUnreachable)
+                | Refusal::Api(Problem::BackendUnreachable) => Some(UpstreamError::Unreachable),
+                Refusal::Ows(OwsError::BackendTimeout) | Refusal::Api(Problem::BackendTimeout) => {
+                    Some(UpstreamError::Timeout)
+                }
                 _ => None,
             };
             err.into_response()
@@ -52,19 +57,59 @@ pub async fn handle(State(app): State<App>, request: Request) -> Response {
     response
 }
 
+/// A refusal in the language of the endpoint: OWS exception reports, or problem documents
+/// for `ogcapi` services.
+#[derive(Debug)]
+enum Refusal {
+    /// An OWS exception report.
+    Ows(OwsError),
+    /// An RFC 7807 problem document.
+    Api(Problem),
+}
+
+impl From<OwsError> for Refusal {
+    fn from(err: OwsError) -> Refusal {
+        Refusal::Ows(err)
+    }
+}
+
+impl From<Problem> for Refusal {
+    fn from(problem: Problem) -> Refusal {
+        Refusal::Api(problem)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Ows(err) => err.into_response(),
+            Refusal::Api(problem) => problem.into_response(),
+        }
+    }
+}
+
 async fn proxy(
     app: &App,
     request: Request,
     served: &mut Option<Served>,
-) -> Result<Response, OwsError> {
+) -> Result<Response, Refusal> {
     let (parts, body) = request.into_parts();
-    let admitted = gate(app)
-        .admit(Route::Proxy, incoming(&parts), body_stream(body))
-        .await?;
+    let (kind, decision) = gate(app)
+        .decide(Route::Proxy, incoming(&parts), body_stream(body))
+        .await;
+    let admitted = match decision {
+        Ok(admitted) => admitted,
+        Err(denied) if kind == Some(ServiceKind::OgcApi) => {
+            return Err(Problem::from(denied).into());
+        }
+        Err(denied) => return Err(OwsError::from(denied).into()),
+    };
     *served = Some(Served::admitted(&admitted));
     let rewrite = match admitted.service.kind() {
         ServiceKind::Wps => true,
         ServiceKind::Wms => app.config.rewrite_wms,
+        // No original to stay compatible with: links always lead back through the proxy.
+        ServiceKind::Wfs | ServiceKind::Wcs | ServiceKind::Wmts | ServiceKind::OgcApi => true,
         ServiceKind::Other => false,
     };
     let service = admitted.service.clone();
@@ -83,7 +128,17 @@ async fn proxy(
     if let Some(conditions) = conditions {
         upstream = upstream.headers(conditions);
     }
-    let answer = upstream.send().await.map_err(upstream::upstream_error)?;
+    let answer = match upstream.send().await {
+        Ok(answer) => answer,
+        Err(e) if service.kind() == ServiceKind::OgcApi => {
+            return Err(match upstream::upstream_error(e) {
+                OwsError::BackendTimeout => Problem::BackendTimeout,
+                _ => Problem::BackendUnreachable,
+            }
+            .into());
+        }
+        Err(e) => return Err(upstream::upstream_error(e).into()),
+    };
     let policy = caps_cache::Policy::of(answer.headers());
     if let Some((cache, key)) = &cache
         && answer.status() == StatusCode::NOT_MODIFIED
@@ -93,10 +148,18 @@ async fn proxy(
     }
     let response = match service.kind() {
         ServiceKind::Wps => response::wps_response(&service, answer, public_url).await?,
-        ServiceKind::Wms if rewrite => {
+        ServiceKind::Wms | ServiceKind::Wfs | ServiceKind::Wcs | ServiceKind::Wmts if rewrite => {
             response::rewritten_passthrough(&service, answer, public_url).await?
         }
-        ServiceKind::Wms | ServiceKind::Other => response::passthrough_response(answer),
+        ServiceKind::OgcApi => {
+            let limit = app.config.max_json_rewrite;
+            api::api_response(&service, answer, &public_url, limit).await?
+        }
+        ServiceKind::Wms
+        | ServiceKind::Wfs
+        | ServiceKind::Wcs
+        | ServiceKind::Wmts
+        | ServiceKind::Other => response::passthrough_response(answer),
     };
     Ok(match cache {
         Some((cache, key)) => cache.keep(key, policy, response),
@@ -119,8 +182,9 @@ fn cache_key<'a>(
         .is_some_and(|r| r.request == "getcapabilities");
     let anyone = admitted.anonymous || admitted.service.is_public();
     (*method == Method::GET && is_caps && anyone).then(|| {
-        let query = admitted.upstream.query().unwrap_or("");
-        (cache, Key::new(&admitted.service, public_url, query))
+        // Path and query: an extra path (RESTful WMTS capabilities) is another document.
+        let target = &admitted.upstream[url::Position::BeforePath..];
+        (cache, Key::new(&admitted.service, public_url, target))
     })
 }
 

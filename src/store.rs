@@ -62,6 +62,14 @@ pub enum ServiceKind {
     Wps,
     /// `wms` in any case: pass-through, capabilities rewritten.
     Wms,
+    /// `wfs` in any case: WFS requests only, capabilities rewritten, `Transaction` guarded.
+    Wfs,
+    /// `wcs` in any case: WCS requests only, capabilities rewritten.
+    Wcs,
+    /// `wmts` in any case: WMTS requests (key-value or RESTful tiles), capabilities rewritten.
+    Wmts,
+    /// `ogcapi` in any case: OGC API (Processes, Features, Records) decided on method + path.
+    OgcApi,
     /// Anything else: pass-through.
     Other,
 }
@@ -87,12 +95,15 @@ impl ServiceType {
 
 impl From<String> for ServiceType {
     fn from(registered: String) -> Self {
-        let kind = if registered.is_empty() || registered.eq_ignore_ascii_case("wps") {
-            ServiceKind::Wps
-        } else if registered.eq_ignore_ascii_case("wms") {
-            ServiceKind::Wms
-        } else {
-            ServiceKind::Other
+        let kind = match registered.to_ascii_lowercase().as_str() {
+            "" | "wps" => ServiceKind::Wps,
+            "wms" => ServiceKind::Wms,
+            "wfs" => ServiceKind::Wfs,
+            "wcs" => ServiceKind::Wcs,
+            "wmts" => ServiceKind::Wmts,
+            "ogcapi" => ServiceKind::OgcApi,
+            // Unknown types keep the original's behaviour (pass-through, WPS/WMS requests).
+            _ => ServiceKind::Other,
         };
         ServiceType { kind, registered }
     }

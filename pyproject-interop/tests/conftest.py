@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from interop import (Emu, MapProxy, ServerProcess, Twitcher, required_env, start_emu,
-                     start_mapproxy, start_twitcher)
+from interop import (Emu, MapProxy, PyGeoApi, ServerProcess, Twitcher, required_env,
+                     start_emu, start_mapproxy, start_pygeoapi, start_twitcher)
 
 # Every server process started in this session, for failure reports and teardown.
 _PROCESSES: list[ServerProcess] = []
@@ -71,6 +71,16 @@ def mapproxy(tmp_path_factory) -> MapProxy:
     """A real WMS: MapProxy 7.0.0 serving its `debug` source on a free loopback port."""
     python = required_env("TWITCHER_INTEROP_MAPPROXY_PYTHON")
     server = start_mapproxy(python, tmp_path_factory.mktemp("mapproxy"), _PROCESSES)
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def pygeoapi(tmp_path_factory) -> PyGeoApi:
+    """A real OGC API – Processes and Features server: pygeoapi 0.21.0 with its hello-world
+    process, a GeoJSON collection from `tests/data` and a TinyDB job manager."""
+    python = required_env("TWITCHER_INTEROP_PYGEOAPI_PYTHON")
+    server = start_pygeoapi(python, tmp_path_factory.mktemp("pygeoapi"), _PROCESSES)
     yield server
     server.process.stop()
 

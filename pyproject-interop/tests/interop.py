@@ -381,6 +381,102 @@ def start_mapproxy(python: str, workdir: Path, registry: list[ServerProcess]) ->
     raise AssertionError("unreachable")
 
 
+# --- pygeoapi ---------------------------------------------------------------------------------
+
+@dataclass
+class PyGeoApi:
+    process: ServerProcess
+    port: int
+    workdir: Path
+
+    @property
+    def url(self) -> str:
+        """The landing page, as registered in twitcher (and as pygeoapi writes its links)."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+def pygeoapi_config(port: int, workdir: Path, lakes: Path) -> str:
+    """pygeoapi's configuration: its `hello-world` process, the GeoJSON collection `lakes`
+    (three points, two per page), and a TinyDB job manager for asynchronous execution."""
+    return f"""\
+server:
+  bind: {{host: 127.0.0.1, port: {port}}}
+  url: http://127.0.0.1:{port}
+  mimetype: application/json; charset=UTF-8
+  encoding: utf-8
+  language: en-US
+  pretty_print: false
+  limits: {{default_items: 2, max_items: 10}}
+  map: {{url: 'https://tile.openstreetmap.org/{{z}}/{{x}}/{{y}}.png', attribution: OpenStreetMap}}
+  manager:
+    name: TinyDB
+    connection: {workdir / 'jobs.db'}
+    output_dir: {workdir / 'outputs'}
+logging: {{level: ERROR}}
+metadata:
+  identification:
+    title: twitcher interop pygeoapi
+    description: pygeoapi behind the twitcher under test
+    keywords: [twitcher]
+    keywords_type: theme
+    terms_of_service: https://creativecommons.org/licenses/by/4.0/
+    url: https://example.org
+  license: {{name: CC-BY 4.0 license, url: 'https://creativecommons.org/licenses/by/4.0/'}}
+  provider: {{name: twitcher, url: 'https://example.org'}}
+  contact: {{name: twitcher, position: none, address: none, city: none, stateorprovince: none,
+    postalcode: none, country: none, phone: none, fax: none, email: none@example.org,
+    url: 'https://example.org', hours: none, instructions: none, role: pointOfContact}}
+resources:
+  lakes:
+    type: collection
+    title: Lakes
+    description: Three lakes
+    keywords: [lakes]
+    links: []
+    extents:
+      spatial: {{bbox: [-180, -90, 180, 90], crs: 'http://www.opengis.net/def/crs/OGC/1.3/CRS84'}}
+    providers:
+      - type: feature
+        name: GeoJSON
+        data: {lakes}
+        id_field: id
+  hello-world:
+    type: process
+    processor: {{name: HelloWorld}}
+"""
+
+
+def start_pygeoapi(python: str, workdir: Path, registry: list[ServerProcess]) -> PyGeoApi:
+    """pygeoapi (`tests/serve_pygeoapi.py` in the pygeoapi venv) on a free loopback port,
+    ready when its process list answers."""
+    (workdir / "outputs").mkdir(exist_ok=True)
+    lakes = Path(__file__).with_name("data") / "lakes.geojson"
+    script = Path(__file__).with_name("serve_pygeoapi.py")
+    for attempt in range(3):
+        port = free_port()
+        config = workdir / "pygeoapi.yml"
+        config.write_text(pygeoapi_config(port, workdir, lakes))
+        process = ServerProcess(
+            "pygeoapi", [python, str(script), str(config), str(workdir / "openapi.yml"), str(port)],
+            cwd=workdir, log_path=workdir / f"pygeoapi-{port}.log", owner=None,
+            env=dict(os.environ, NO_COLOR="1"))
+        registry.append(process)
+        process.start()
+
+        def ready() -> bool:
+            r = requests.get(f"http://127.0.0.1:{port}/processes?f=json", timeout=5)
+            return r.status_code == 200 and b"hello-world" in r.content
+
+        try:
+            process.wait_ready(ready, timeout=90, what="listing its processes")
+        except ProcessExited:
+            if attempt < 2 and "in use" in process.log_text():
+                continue
+            raise
+        return PyGeoApi(process, port, workdir)
+    raise AssertionError("unreachable")
+
+
 # --- golden transcripts -----------------------------------------------------------------------
 
 @dataclass

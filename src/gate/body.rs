@@ -10,7 +10,7 @@ use futures_util::{StreamExt, stream};
 use super::Denied;
 use crate::ows::body::{BodyKind, classify, is_xml_space};
 use crate::ows::capabilities::ByteStream;
-use crate::ows::request::{self, OwsRequest, RootScan};
+use crate::ows::request::{self, OwsRequest, OwsService, RootScan};
 use crate::security;
 
 /// The body to send to the backend.
@@ -66,6 +66,7 @@ pub(super) async fn read_ows_body(
     mut body: ByteStream,
     limit: usize,
     forward_credentials: bool,
+    services: &[OwsService],
 ) -> Result<Option<OwsBody>, Denied> {
     if is_content_encoded(headers) {
         return Err(Denied::ContentEncoding);
@@ -101,12 +102,12 @@ pub(super) async fn read_ows_body(
                         return Err(Denied::BodyTooLarge);
                     }
                 }
-                return form_body(&prefix, forward_credentials).map(Some);
+                return form_body(&prefix, forward_credentials, services).map(Some);
             }
             BodyKind::Xml(_) if !complete && prefix.len() < 2 * scanned_at => {}
             BodyKind::Xml(_) => {
                 scanned_at = prefix.len();
-                match request::scan_xml_root(&prefix, complete) {
+                match request::scan_xml_root_for(&prefix, complete, services) {
                     RootScan::Found(result) => break result?,
                     RootScan::NeedMore if prefix.len() > limit => {
                         return Err(Denied::BodyTooLarge);
@@ -140,9 +141,13 @@ fn is_content_encoded(headers: &HeaderMap) -> bool {
 
 /// A whole form body: the OWS request from its pairs, its `access_token` field, and the
 /// body to forward (without the token fields unless credentials are forwarded).
-fn form_body(body: &[u8], forward_credentials: bool) -> Result<OwsBody, Denied> {
+fn form_body(
+    body: &[u8],
+    forward_credentials: bool,
+    services: &[OwsService],
+) -> Result<OwsBody, Denied> {
     let text = String::from_utf8_lossy(body);
-    let request = request::parse_kvp(&text)?;
+    let request = request::parse_kvp_for(&text, services)?;
     let form_token = url::form_urlencoded::parse(body)
         .filter(|(k, _)| k == "access_token")
         .map(|(_, v)| v.into_owned())

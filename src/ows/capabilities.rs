@@ -68,6 +68,8 @@ pub struct Rewrite {
     pub public_url: String,
     /// Most bytes read before the root element start tag is found (prolog limit); e.g. 1 MiB.
     pub max_prolog: usize,
+    /// The service is a WFS, WCS or WMTS: its capabilities get [`DocumentKind::OgcCapabilities`].
+    pub ogc_services: bool,
 }
 
 /// Why a body could not be rewritten (before any byte was produced).
@@ -90,6 +92,12 @@ pub enum DocumentKind {
     /// `WMT_MS_Capabilities` (WMS 1.1.1) or `WMS_Capabilities` (WMS 1.3.0):
     /// `xlink:href` on `OnlineResource` is rewritten, keeping its query.
     WmsCapabilities,
+    /// A root whose local name contains `Capabilities`, from a WFS, WCS or WMTS service:
+    /// operation URLs (`xlink:href` below `OperationsMetadata` or `DCPType`, WFS 1.0's
+    /// `onlineResource`) become the public URL WMS-style (rest of the path below the service
+    /// URL and query kept); elsewhere `xlink:href` and WMTS `ResourceURL/@template` values
+    /// below the service URL are rewritten the same way.
+    OgcCapabilities,
     /// Any other document: the service URL is replaced byte-wise everywhere.
     Other,
 }
@@ -142,7 +150,14 @@ async fn rewrite_xml_with_limit(
             _ => return Err(RewriteError::NotXml),
         };
         let Some(root) = root else { continue };
-        let kind = classify_root(&reader, &root)?;
+        let kind = match classify_root(&reader, &root)? {
+            DocumentKind::WpsCapabilities | DocumentKind::WmsCapabilities
+                if rewrite.ogc_services =>
+            {
+                DocumentKind::OgcCapabilities
+            }
+            kind => kind,
+        };
         if kind == DocumentKind::Other {
             let tee = reader.into_inner();
             let check = Checker::after_root(root.name().as_ref(), empty, tee.record.len());
@@ -237,6 +252,7 @@ mod tests {
             service_url: service_url.to_owned(),
             public_url: public_url.to_owned(),
             max_prolog: 1024 * 1024,
+            ogc_services: false,
         }
     }
 

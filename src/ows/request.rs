@@ -15,52 +15,7 @@ use quick_xml::reader::NsReader;
 
 use super::body::{Encoding, is_xml_space};
 
-/// OWS service types the proxy knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OwsService {
-    /// Web Processing Service.
-    Wps,
-    /// Web Map Service.
-    Wms,
-}
-
-impl OwsService {
-    fn from_lower(value: &str) -> Option<Self> {
-        match value {
-            "wps" => Some(OwsService::Wps),
-            "wms" => Some(OwsService::Wms),
-            _ => None,
-        }
-    }
-
-    fn requests(self) -> &'static [&'static str] {
-        match self {
-            OwsService::Wps => &["getcapabilities", "describeprocess", "execute"],
-            OwsService::Wms => &[
-                "getcapabilities",
-                "getmap",
-                "getfeatureinfo",
-                "getlegendgraphic",
-                "getmetadata",
-            ],
-        }
-    }
-
-    fn versions(self) -> &'static [&'static str] {
-        match self {
-            OwsService::Wps => &["1.0.0"],
-            OwsService::Wms => &["1.1.1", "1.3.0"],
-        }
-    }
-
-    /// Requests anyone may make, token or not.
-    fn public_requests(self) -> &'static [&'static str] {
-        match self {
-            OwsService::Wps => &["getcapabilities", "describeprocess"],
-            OwsService::Wms => &["getcapabilities"],
-        }
-    }
-}
+pub use super::operations::{ORIGINAL_SERVICES, OwsService};
 
 /// A parsed OWS request: what the security check needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +33,14 @@ impl OwsRequest {
     pub fn is_public(&self) -> bool {
         self.service
             .public_requests()
+            .contains(&self.request.as_str())
+    }
+
+    /// True for requests that write (WFS `Transaction`, locks, stored queries): they need
+    /// a credential even on a public service.
+    pub fn is_write(&self) -> bool {
+        self.service
+            .write_requests()
             .contains(&self.request.as_str())
     }
 }
@@ -138,10 +101,17 @@ impl RequestError {
 /// Keys whose value decides what the backend does; each may appear once.
 pub const DECISION_KEYS: [&str; 4] = ["service", "request", "version", "identifier"];
 
+/// Parses the key-value pairs of a GET query string (or a form body) for the services the
+/// original knew ([`ORIGINAL_SERVICES`]). See [`parse_kvp_for`].
+pub fn parse_kvp(query: &str) -> Result<OwsRequest, RequestError> {
+    parse_kvp_for(query, ORIGINAL_SERVICES)
+}
+
 /// Parses the key-value pairs of a GET query string (or a form body). Names are
 /// case-insensitive (as Python's `str.lower` folds them), values are lower-cased; a
-/// decision key given twice is refused.
-pub fn parse_kvp(query: &str) -> Result<OwsRequest, RequestError> {
+/// decision key given twice is refused, and so is a `service` not in `services` (the
+/// types the registered service answers for).
+pub fn parse_kvp_for(query: &str, services: &[OwsService]) -> Result<OwsRequest, RequestError> {
     let (mut service, mut request, mut version) = (None, None, None);
     let mut seen = [false; DECISION_KEYS.len()];
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -162,10 +132,12 @@ pub fn parse_kvp(query: &str) -> Result<OwsRequest, RequestError> {
     }
     let present = |v: Option<String>| v.filter(|v| !v.is_empty());
     let service_name = present(service).ok_or(RequestError::Missing("service"))?;
-    let service = OwsService::from_lower(&service_name).ok_or(RequestError::InvalidKvp {
-        param: "service",
-        value: service_name,
-    })?;
+    let service = OwsService::from_lower(&service_name)
+        .filter(|s| services.contains(s))
+        .ok_or(RequestError::InvalidKvp {
+            param: "service",
+            value: service_name,
+        })?;
     let request = present(request).ok_or(RequestError::Missing("request"))?;
     if !service.requests().contains(&request.as_str()) {
         return Err(RequestError::InvalidKvp {
@@ -220,7 +192,13 @@ pub enum RootScan {
 /// attributes `service` and `version`. Before the root only an XML declaration (first,
 /// agreeing with the detected encoding), comments, processing instructions and whitespace
 /// may stand; a DOCTYPE is refused. Entities are never expanded. Linear in the prefix.
+/// Reads the services the original knew ([`ORIGINAL_SERVICES`]); see [`scan_xml_root_for`].
 pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
+    scan_xml_root_for(prefix, complete, ORIGINAL_SERVICES)
+}
+
+/// [`scan_xml_root`] for a service answering the OWS types `services`.
+pub fn scan_xml_root_for(prefix: &[u8], complete: bool, services: &[OwsService]) -> RootScan {
     if prefix.len() < 4 && !complete {
         // Too short to tell a byte-order mark from the start of a document.
         return RootScan::NeedMore;
@@ -288,7 +266,7 @@ pub fn scan_xml_root(prefix: &[u8], complete: bool) -> RootScan {
                         "the prefix xmlns must not be used on an element",
                     )));
                 }
-                return RootScan::Found(root_request(&reader, e));
+                return RootScan::Found(root_request(&reader, e, services));
             }
             Event::Decl(ref decl) => {
                 if !is_well_formed_declaration(decl) {
@@ -430,6 +408,7 @@ fn starts_a_name(target: &[u8]) -> bool {
 fn root_request<R>(
     reader: &NsReader<R>,
     root: &quick_xml::events::BytesStart<'_>,
+    services: &[OwsService],
 ) -> Result<OwsRequest, RequestError> {
     let request = String::from_utf8_lossy(root.local_name().as_ref()).to_lowercase();
     let (mut service, mut version) = (None, None);
@@ -468,6 +447,7 @@ fn root_request<R>(
     }
     let service_name = service.ok_or(RequestError::Missing("service"))?;
     let service = OwsService::from_lower(&service_name)
+        .filter(|s| services.contains(s))
         .ok_or(RequestError::InvalidXmlService(service_name))?;
     if !service.requests().contains(&request.as_str()) {
         return Err(RequestError::InvalidXmlRequest(request));

@@ -1,6 +1,6 @@
 //! The opt-in GetCapabilities cache (`twitcher.ows_proxy_capabilities_cache = SECONDS`):
 //! finished capabilities answers (rewritten, exactly the bytes a client got) kept per
-//! service, public URL and query. Capabilities change rarely and are what every client
+//! service, public URL, path and query. Capabilities change rarely and are what every client
 //! asks first; with the cache a busy proxy answers them without a backend round trip.
 //!
 //! What is kept: only complete 200 answers to anonymous GET GetCapabilities requests (or
@@ -34,7 +34,7 @@ pub struct Key {
     service: (String, String, String, String, bool, String, bool),
     /// The URL written into the answer.
     public_url: String,
-    /// The query as the backend got it.
+    /// The path and query as the backend got them.
     query: String,
 }
 

@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::error::OwsError;
 use crate::ows::capabilities::{self, ByteStream, Rewrite, RewriteError};
 use crate::security::Peer;
-use crate::store::Service;
+use crate::store::{Service, ServiceKind};
 
 /// Bytes of a backend error response searched for an `ExceptionReport`.
 pub const ERROR_BODY_PEEK: usize = 1024 * 1024;
@@ -148,6 +148,10 @@ async fn rewrite(
         service_url: service.url.clone(),
         public_url,
         max_prolog: MAX_PROLOG,
+        ogc_services: matches!(
+            service.kind(),
+            ServiceKind::Wfs | ServiceKind::Wcs | ServiceKind::Wmts
+        ),
     };
     match capabilities::rewrite_xml(body, rewrite).await {
         Ok((_, rewritten)) => Ok(rewritten),
@@ -217,7 +221,7 @@ fn reason_phrase(response: &reqwest::Response) -> String {
 }
 
 /// Reads up to `limit` bytes, returning them and the unread rest of the stream.
-async fn peek(mut body: ByteStream, limit: usize) -> io::Result<(Vec<u8>, ByteStream)> {
+pub(super) async fn peek(mut body: ByteStream, limit: usize) -> io::Result<(Vec<u8>, ByteStream)> {
     let mut peeked = Vec::new();
     while peeked.len() < limit {
         match body.next().await {
@@ -229,7 +233,7 @@ async fn peek(mut body: ByteStream, limit: usize) -> io::Result<(Vec<u8>, ByteSt
 }
 
 /// The media type without parameters, lower-cased (`Text/XML; charset=x` → `text/xml`).
-fn essence(content_type: &HeaderValue) -> String {
+pub(super) fn essence(content_type: &HeaderValue) -> String {
     let s = String::from_utf8_lossy(content_type.as_bytes());
     s.split(';')
         .next()
@@ -256,7 +260,7 @@ pub(super) fn passthrough_response(response: reqwest::Response) -> Response {
 }
 
 /// A backend's response headers minus hop-by-hop ones.
-fn passthrough_headers(from: &HeaderMap) -> HeaderMap {
+pub(super) fn passthrough_headers(from: &HeaderMap) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(from.len());
     for (name, value) in from {
         if !upstream::is_hop_by_hop(name, from) {

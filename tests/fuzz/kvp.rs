@@ -12,10 +12,7 @@ pub use input::QueryInput;
 
 /// The lower-case name of a service.
 pub fn service_name(service: OwsService) -> &'static str {
-    match service {
-        OwsService::Wps => "wps",
-        OwsService::Wms => "wms",
-    }
+    service.name()
 }
 
 /// The property for one query string.

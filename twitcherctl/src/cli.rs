@@ -170,7 +170,8 @@ pub struct RegisterArgs {
     /// Service name (default: a random one like plucky_puffin).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// Service type: wps, wms, ...
+    /// Service type: wps, wms, wfs, wcs, wmts or ogcapi (any case; others are proxied as
+    /// the original proxied them).
     #[arg(long = "type", value_name = "TYPE", default_value = "wps")]
     pub service_type: String,
     /// Public URL of the service, shown in its capabilities instead of the proxy URL.

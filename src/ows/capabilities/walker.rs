@@ -45,6 +45,8 @@ pub(super) struct Walker {
     max_open_bytes: usize,
     /// Depth (index in `open`) of the outermost open `ows:OperationsMetadata`.
     ops_start: Option<usize>,
+    /// Depth of the outermost open `DCPType` (WFS/WCS 1.0 operation URLs).
+    dcp_start: Option<usize>,
     /// The root element has been closed: only whitespace, comments and PIs may follow.
     root_closed: bool,
 }
@@ -64,6 +66,7 @@ impl Walker {
             open_bytes: 0,
             max_open_bytes: max_event,
             ops_start: None,
+            dcp_start: None,
             root_closed: false,
         }
     }
@@ -86,6 +89,9 @@ impl Walker {
                 self.open_bytes -= len;
                 if self.ops_start == Some(self.open.len()) {
                     self.ops_start = None;
+                }
+                if self.dcp_start == Some(self.open.len()) {
+                    self.dcp_start = None;
                 }
                 self.root_closed = self.open.is_empty();
             }
@@ -127,12 +133,18 @@ impl Walker {
         let applies = match self.kind {
             DocumentKind::WpsCapabilities => self.ops_start.is_some(),
             DocumentKind::WmsCapabilities => local == b"OnlineResource",
+            // Any tag may hold a URL below the service URL; only tags with attributes
+            // are looked at.
+            DocumentKind::OgcCapabilities => e.len() > e.name().as_ref().len(),
             DocumentKind::Other => false,
         };
         let is_ops = local == b"OperationsMetadata"
             && matches!(ns, ResolveResult::Bound(Namespace(uri)) if OWS_NS.contains(&uri));
+        let is_dcp = local == b"DCPType";
         if applies {
-            self.rewrite_tag(reader, e, empty)?;
+            let operations = self.ops_start.is_some() || self.dcp_start.is_some();
+            let resource_url = local == b"ResourceURL";
+            self.rewrite_tag(reader, e, empty, operations, resource_url)?;
         }
         if !empty {
             if self.open.len() >= MAX_DEPTH {
@@ -145,6 +157,9 @@ impl Walker {
             if is_ops && self.ops_start.is_none() {
                 self.ops_start = Some(self.open.len());
             }
+            if is_dcp && self.dcp_start.is_none() {
+                self.dcp_start = Some(self.open.len());
+            }
             self.open.push(e.len());
         } else if self.open.is_empty() {
             // An empty root element: the document body is complete.
@@ -153,12 +168,17 @@ impl Walker {
         Ok(())
     }
 
-    /// Replaces the values of the tag's `xlink:href` attributes in the recorded bytes.
+    /// Replaces the values of the tag's URL attributes in the recorded bytes: `xlink:href`
+    /// (and, in OGC capabilities, WFS 1.0's `onlineResource` and WMTS `template`).
+    /// `operations`: the tag lies in an operations section (`OperationsMetadata`,
+    /// `DCPType`); `resource_url`: it is a WMTS `ResourceURL`.
     fn rewrite_tag(
         &self,
         reader: &mut NsReader<TeeReader>,
         e: &BytesStart<'_>,
         empty: bool,
+        operations: bool,
+        resource_url: bool,
     ) -> io::Result<()> {
         // Same checks as lxml would make (quoting, duplicates) before touching anything.
         for attr in e.attributes() {
@@ -168,34 +188,35 @@ impl Walker {
         let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
         for span in scan_attributes(content, e.name().as_ref().len())? {
             let (ns, local) = reader.resolve_attribute(QName(&content[span.key.clone()]));
-            let is_xlink_href = local.as_ref() == b"href"
+            let local = local.as_ref();
+            let is_xlink_href = local == b"href"
                 && matches!(ns, ResolveResult::Bound(Namespace(uri)) if uri == XLINK_NS);
-            if !is_xlink_href {
-                continue;
-            }
-            let (mut value, service) = match span.quote {
-                b'"' => (self.public_dq.clone(), &self.service_dq),
-                _ => (self.public_sq.clone(), &self.service_sq),
+            let unqualified = matches!(ns, ResolveResult::Unbound);
+            let old = &content[span.value.clone()];
+            let value = match self.kind {
+                DocumentKind::WpsCapabilities if is_xlink_href => self.public(span.quote).to_vec(),
+                DocumentKind::WmsCapabilities if is_xlink_href => self.wms_href(old, span.quote),
+                DocumentKind::OgcCapabilities => {
+                    let operation_url = operations
+                        && (is_xlink_href || (unqualified && local == b"onlineResource"));
+                    let below = self.below_service(old, span.quote);
+                    if operation_url || (is_xlink_href && below.is_some()) {
+                        self.wms_href(old, span.quote)
+                    } else if resource_url
+                        && unqualified
+                        && local == b"template"
+                        && let Some(rest) = below
+                    {
+                        // A URL template (`{TileMatrix}`…): its rest is kept as it is.
+                        let mut value = self.public(span.quote).to_vec();
+                        value.extend_from_slice(rest);
+                        value
+                    } else {
+                        continue;
+                    }
+                }
+                _ => continue,
             };
-            if self.kind == DocumentKind::WmsCapabilities {
-                // Copied raw: it was valid inside this very quote. Below the service
-                // URL (a legend under its path) the rest of the path is kept too, so
-                // the link still works through the proxy.
-                let old = &content[span.value.clone()];
-                if let Some(rest) = old.strip_prefix(service.as_slice())
-                    && rest.first() == Some(&b'/')
-                {
-                    let end = rest
-                        .iter()
-                        .position(|b| matches!(b, b'?' | b'#'))
-                        .unwrap_or(rest.len());
-                    value.extend_from_slice(&rest[..end]);
-                }
-                if let Some(query) = raw_query(old) {
-                    value.push(b'?');
-                    value.extend_from_slice(query);
-                }
-            }
             edits.push((span.value, value));
         }
         if edits.is_empty() {
@@ -219,6 +240,50 @@ impl Walker {
         }
         record.extend_from_slice(&tag[pos..]);
         Ok(())
+    }
+}
+
+impl Walker {
+    /// The public URL escaped for `quote`.
+    fn public(&self, quote: u8) -> &[u8] {
+        if quote == b'"' {
+            &self.public_dq
+        } else {
+            &self.public_sq
+        }
+    }
+
+    /// The rest of a raw attribute value after the (escaped) service URL, when the value
+    /// is the service URL or below it.
+    fn below_service<'v>(&self, old: &'v [u8], quote: u8) -> Option<&'v [u8]> {
+        let service = if quote == b'"' {
+            &self.service_dq
+        } else {
+            &self.service_sq
+        };
+        let rest = old.strip_prefix(service.as_slice())?;
+        matches!(rest.first(), None | Some(b'/' | b'?' | b'#')).then_some(rest)
+    }
+
+    /// A WMS-style rewritten URL: the public URL, the rest of the path when the old value
+    /// lay below the service URL (a legend under its path), and the old query. Copied raw:
+    /// it was valid inside this very quote.
+    fn wms_href(&self, old: &[u8], quote: u8) -> Vec<u8> {
+        let mut value = self.public(quote).to_vec();
+        if let Some(rest) = self.below_service(old, quote)
+            && rest.first() == Some(&b'/')
+        {
+            let end = rest
+                .iter()
+                .position(|b| matches!(b, b'?' | b'#'))
+                .unwrap_or(rest.len());
+            value.extend_from_slice(&rest[..end]);
+        }
+        if let Some(query) = raw_query(old) {
+            value.push(b'?');
+            value.extend_from_slice(query);
+        }
+        value
     }
 }
 
