@@ -184,3 +184,49 @@ async fn a_change_made_while_the_listener_is_down_is_not_served_from_memory() {
     ));
     assert_eq!(status(&one, &execute(&token)).await, 401);
 }
+
+/// Sends a signal to a child process (`kill -STOP` / `-CONT`).
+fn signal(instance: &Instance, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &instance.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_instance_does_not_hold_the_others_writes_up() {
+    let Some(db) = TestDatabase::create("a_hung_instance_does_not_hold_the_others_writes_up")
+    else {
+        return;
+    };
+    let backend = StubBackend::start().await;
+    backend.route(
+        "/wps",
+        Canned::ok("text/xml", "<?xml version=\"1.0\"?><r/>"),
+    );
+    let dir = tempfile::TempDir::new().unwrap();
+    let one = start(&dir, "one", &db.url);
+    let two = start(&dir, "two", &db.url);
+    rpc(&one.app, "register_service", &["emu", &backend.url("/wps")]).await;
+    let token = member(&rpc(&one.app, "generate_token", &[]).await, "access_token");
+    assert_eq!(status(&two, &execute(&token)).await, 200);
+    // Two stops answering anything (its listener included); one's writes still complete,
+    // after waiting out the confirmation two cannot give (the client allows 10 s).
+    signal(&two, "STOP");
+    rpc(&one.app, "revoke_token", &[&token]).await;
+    let other = member(&rpc(&one.app, "generate_token", &[]).await, "access_token");
+    assert_eq!(status(&one, &execute(&token)).await, 401);
+    signal(&two, "CONT");
+    // Two had the revoked token in memory: it hears the waiting notification as it wakes
+    // (a request it takes first may still find the old memory, hence the polling).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status(&two, &execute(&token)).await != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two never heard the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status(&two, &execute(&other)).await, 200);
+}
