@@ -113,7 +113,14 @@ async fn proxy(
         ServiceKind::Other => false,
     };
     let service = admitted.service.clone();
-    let public_url = response::public_url(app, &service, &parts.headers, incoming(&parts).peer);
+    let over_tls = parts.extensions.get::<crate::tls::OverTls>().is_some();
+    let public_url = response::public_url(
+        app,
+        &service,
+        &parts.headers,
+        incoming(&parts).peer,
+        over_tls,
+    );
     let cache = cache_key(app, &admitted, &parts.method, &public_url);
     let mut conditions = None;
     if let Some((cache, key)) = &cache {

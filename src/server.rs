@@ -198,6 +198,7 @@ impl Connections {
                         match accepted {
                             Ok((stream, identity)) => {
                                 let mut extensions = Extensions::new();
+                                extensions.insert(crate::tls::OverTls);
                                 if let Some(identity) = identity {
                                     extensions.insert(identity);
                                 }

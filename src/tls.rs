@@ -39,6 +39,11 @@ struct Generation {
     chain: Option<Arc<ChainVerifier>>,
 }
 
+/// Marks every request that came in over twitcher's own HTTPS listener (a request
+/// extension), so links handed back name `https`.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
 /// The HTTPS side of the server.
 pub struct Tls {
     settings: TlsSettings,

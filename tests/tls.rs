@@ -1138,3 +1138,31 @@ async fn sighup_rotates_the_running_servers_certificate_without_dropping_connect
         "the connection made before SIGHUP was dropped"
     );
 }
+
+/// Capabilities fetched over twitcher's own HTTPS name the proxy with `https`: a client
+/// that follows them stays on TLS.
+#[tokio::test]
+async fn capabilities_over_https_link_back_with_https() {
+    let ca = pki::ca("ESGF CA");
+    let server = start_https(&ca, ClientVerify::None, |_| {}).await;
+    let backend_url = server.backend.url("/wps");
+    let caps = format!(
+        r#"<wps:Capabilities xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:xlink="http://www.w3.org/1999/xlink"><ows:OperationsMetadata><ows:Operation name="Execute"><ows:DCP><ows:HTTP><ows:Get xlink:href="{backend_url}"/></ows:HTTP></ows:DCP></ows:Operation></ows:OperationsMetadata></wps:Capabilities>"#
+    );
+    server
+        .backend
+        .route("/wps", common::Canned::ok("text/xml", caps));
+    let client = https_client(&ca, None);
+    let (status, body) = get(
+        &client,
+        format!(
+            "{}/ows/proxy/emu?service=WPS&request=GetCapabilities",
+            server.base
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let wanted = format!(r#"xlink:href="{}/ows/proxy/emu""#, server.base);
+    assert!(body.contains(&wanted), "{body}");
+    assert!(!body.contains(&backend_url), "{body}");
+}

@@ -47,12 +47,14 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
     .remove(b'~');
 
 /// The URL clients should use for this service: its `purl`, else the proxy URL as the
-/// client addressed it.
+/// client addressed it (`https` when it came over twitcher's own HTTPS listener, or a
+/// trusted proxy says so).
 pub(super) fn public_url(
     app: &App,
     service: &Service,
     headers: &HeaderMap,
     peer_addr: Option<IpAddr>,
+    over_tls: bool,
 ) -> String {
     let peer = Peer {
         addr: peer_addr,
@@ -67,6 +69,7 @@ pub(super) fn public_url(
         .map(str::trim);
     let scheme = match forwarded {
         Some(p @ ("http" | "https")) if peer.may_forward_scheme() => p,
+        _ if over_tls => "https",
         _ => "http",
     };
     let host = headers
