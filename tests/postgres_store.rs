@@ -359,23 +359,90 @@ async fn unreachable_server_and_wrong_password_fail_to_open() {
 }
 
 #[tokio::test]
-async fn sslmode_disable_and_the_default_work_require_is_refused_without_tls() {
-    let Some(db) = TestDatabase::create("sslmode") else {
-        return;
-    };
-    for url in [db.url.clone(), format!("{}?sslmode=disable", db.url)] {
-        let store = PostgresStore::open(&url).unwrap();
+async fn sslmode_disable_and_the_default_work() {
+    let tls_offered = std::env::var("TWITCHER_TEST_POSTGRES_CA").is_ok();
+    // `prefer` (the default): TLS when the server offers it.
+    for (query, encrypted) in [("", tls_offered), ("?sslmode=disable", false)] {
+        // A database each: the connections of the store before may take a moment to close.
+        let Some(db) = TestDatabase::create("sslmode_disable_and_the_default_work") else {
+            return;
+        };
+        let store = PostgresStore::open(&format!("{}{query}", db.url)).unwrap();
         store.ping().await.unwrap();
         store
             .save_service(&Service::new("s", "http://h/wps"))
             .await
             .unwrap();
+        assert_eq!(
+            db.twitcher_connections_encrypted(),
+            Some(encrypted),
+            "{query}"
+        );
     }
-    // The test cluster has no TLS: `require` must not fall back to plain text.
-    let err = PostgresStore::open(&format!("{}?sslmode=require", db.url))
+}
+
+#[tokio::test]
+async fn tls_to_the_database_by_sslmode() {
+    let Some(db) = TestDatabase::create("tls_to_the_database_by_sslmode") else {
+        return;
+    };
+    let Ok(ca) = std::env::var("TWITCHER_TEST_POSTGRES_CA") else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP: tls_to_the_database_by_sslmode needs a cluster with TLS (TWITCHER_TEST_POSTGRES_CA; scripts/postgres.sh makes one when openssl is there)"
+        );
+        return;
+    };
+    for query in [
+        "sslmode=require".to_string(),
+        format!("sslmode=verify-ca&sslrootcert={ca}"),
+        format!("sslmode=verify-full&sslrootcert={ca}"),
+    ] {
+        let store = PostgresStore::open(&format!("{}?{query}", db.url)).unwrap();
+        store
+            .save_service(&Service::new("s", "http://h/wps"))
+            .await
+            .unwrap();
+        assert_eq!(db.twitcher_connections_encrypted(), Some(true), "{query}");
+    }
+    // The test CA is no public root: verifying without sslrootcert must fail.
+    let err = PostgresStore::open(&format!("{}?sslmode=verify-full", db.url))
         .unwrap_err()
         .to_string();
-    assert!(err.to_lowercase().contains("tls"), "{err}");
+    assert!(err.contains("certificate"), "{err}");
+    // A root file that is not one.
+    let err = PostgresStore::open(&format!(
+        "{}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        db.url
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("sslrootcert /nonexistent/ca.pem"), "{err}");
+}
+
+#[tokio::test]
+async fn require_is_refused_by_a_server_without_tls() {
+    // A server that answers PostgreSQL's SSLRequest with "N" (no TLS), as one without
+    // `ssl = on` does.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 8];
+            if stream.read_exact(&mut request).is_ok() {
+                let _ = stream.write_all(b"N");
+            }
+        }
+    });
+    let err = PostgresStore::open(&format!(
+        "postgresql://u:p@127.0.0.1:{port}/db?sslmode=require"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("TLS"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,36 @@ impl TestDatabase {
         })
     }
 
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether this database's connections from twitcher (pool and listener) use TLS:
+    /// `Some(true)` all, `Some(false)` none, `None` when there are none or they differ.
+    pub fn twitcher_connections_encrypted(&self) -> Option<bool> {
+        let sql = format!(
+            "SELECT CASE WHEN bool_and(ssl) THEN 'all' WHEN NOT bool_or(ssl) THEN 'none' END \
+             FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE datname = '{}' AND application_name LIKE 'twitcher%'",
+            self.name
+        );
+        let (url, sql) = (self.admin_url.clone(), sql);
+        let answer: Option<String> = on_own_runtime(async move {
+            let client = connect(&url).await;
+            client
+                .query_one(&sql, &[])
+                .await
+                .expect("pg_stat_ssl")
+                .get(0)
+        });
+        match answer.as_deref() {
+            Some("all") => Some(true),
+            Some("none") => Some(false),
+            _ => None,
+        }
+    }
+
     /// Runs SQL statements on this database (fixtures, or changes behind a store's back).
     pub fn execute(&self, sql: &str) {
         run(&self.url, sql);
