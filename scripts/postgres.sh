@@ -112,10 +112,10 @@ start() {
         tries=$((tries + 1))
         ((tries < 3)) || { tail -n 20 "$dir/server.log" >&2; die "the server did not start"; }
     done
-    as_owner "$bin/psql" -h "$dir" -p "$port" -U twitcher -d postgres -q -v ON_ERROR_STOP=1 \
-        -c 'CREATE DATABASE twitcher' >&2 || die "cannot create the twitcher database"
     echo "$bin" >"$dir/bindir"
     echo "$port" >"$dir/port"
+    as_owner "$bin/psql" -h "$dir" -p "$port" -U twitcher -d postgres -q -v ON_ERROR_STOP=1 \
+        -c 'CREATE DATABASE twitcher' >&2 || { stop "$dir"; die "cannot create the twitcher database"; }
     say "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $dir)"
     echo "export TWITCHER_TEST_POSTGRES=postgresql://twitcher:twitcher@127.0.0.1:$port/twitcher"
     echo "export TWITCHER_TEST_POSTGRES_DIR=$dir"
