@@ -553,14 +553,45 @@ async fn hostile_requests_are_refused_before_the_backend() {
 }
 
 #[tokio::test]
-async fn json_larger_than_the_limit_passes_unchanged() {
+async fn json_larger_than_the_limit_and_html_stream_with_the_urls_replaced() {
     let (app, backend) = setup_with(|c| c.max_json_rewrite = 64).await;
+    let proxy = format!("{}/ows/proxy/api", app.base);
     let answer = send(&app, "GET", "/ows/proxy/api/processes", &[], "").await;
     assert_eq!(answer.status, 200);
-    assert!(answer.body.contains(&backend.base));
+    assert!(!answer.body.contains(&backend.base), "{}", answer.body);
+    assert!(
+        answer
+            .body
+            .contains(&format!(r#""href":"{proxy}/processes/hello-world?f=json""#)),
+        "{}",
+        answer.body
+    );
     // Small answers are still rewritten.
     let answer = send(&app, "GET", "/ows/proxy/api/conformance", &[], "").await;
     assert_eq!(answer.status, 200);
+    // An HTML page (pygeoapi's `?f=html`) names the proxy too; an image is left alone.
+    let base = backend.url("/pg");
+    backend.route(
+        "/pg/collections",
+        Canned::ok(
+            "text/html; charset=utf-8",
+            format!(r#"<html><a href="{base}/collections/lakes?f=html">lakes</a></html>"#),
+        ),
+    );
+    let answer = send(&app, "GET", "/ows/proxy/api/collections", &[], "").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.body,
+        format!(r#"<html><a href="{proxy}/collections/lakes?f=html">lakes</a></html>"#)
+    );
+    let png = format!("PNG {base}");
+    backend.route(
+        "/pg/collections/lakes",
+        Canned::ok("image/png", png.clone()),
+    );
+    let answer = send(&app, "GET", "/ows/proxy/api/collections/lakes", &[], "").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, png);
 }
 
 #[tokio::test]

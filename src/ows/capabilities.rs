@@ -52,6 +52,7 @@ use quick_xml::name::ResolveResult;
 use caps::caps_stream;
 use check::Checker;
 use replace::replace_stream;
+pub use replace::replace_urls;
 use tee::TeeReader;
 use walker::Walker;
 

@@ -2,7 +2,8 @@
 //! with every link to the backend turned into a link through the proxy
 //! ([`Links`]): `Location`, `Content-Location` and `Link` headers, and the string values
 //! of JSON bodies up to `twitcher.ows_proxy_max_json_rewrite` bytes. Larger JSON bodies
-//! and other media types stream through unchanged.
+//! and other text formats (HTML pages, XML) stream with the service URL replaced
+//! byte-wise; binary media types pass unchanged.
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -12,7 +13,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use super::response::{essence, passthrough_headers, peek};
 use crate::ogcapi::links::Links;
 use crate::ogcapi::problem::Problem;
-use crate::ows::capabilities::ByteStream;
+use crate::ows::capabilities::{ByteStream, Rewrite, replace_urls};
 use crate::store::Service;
 
 /// The answer of an `ogcapi` backend, its links leading back through the proxy.
@@ -31,13 +32,28 @@ pub(super) async fn api_response(
         essence == "application/json" || essence.ends_with("+json")
     });
     let body: ByteStream = Box::pin(response.bytes_stream().map_err(std::io::Error::other));
+    let replaced = |body: ByteStream, headers: &mut HeaderMap| {
+        // The length changes with the URLs.
+        headers.remove(header::CONTENT_LENGTH);
+        let rewrite = Rewrite {
+            service_url: service.url.trim_end_matches('/').to_string(),
+            public_url: public_url.trim_end_matches('/').to_string(),
+            max_prolog: 0,
+            ogc_services: false,
+        };
+        Response::new(Body::from_stream(replace_urls(body, &rewrite)))
+    };
+    let compressed = headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
     let mut out = if !json {
-        Response::new(Body::from_stream(body))
+        if is_text(&headers) && !compressed {
+            replaced(body, &mut headers)
+        } else {
+            Response::new(Body::from_stream(body))
+        }
     } else {
-        if headers
-            .get(header::CONTENT_ENCODING)
-            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
-        {
+        if compressed {
             // Asked for identity; compressed JSON cannot be rewritten and must not leak.
             tracing::warn!(service = %service.name, "ogcapi backend compressed a JSON answer");
             return Err(Problem::BadResponse);
@@ -47,13 +63,13 @@ pub(super) async fn api_response(
             Problem::BackendUnreachable
         })?;
         if head.len() > limit {
-            tracing::warn!(
+            tracing::debug!(
                 service = %service.name,
                 limit,
-                "JSON answer larger than twitcher.ows_proxy_max_json_rewrite: links not rewritten"
+                "JSON answer larger than twitcher.ows_proxy_max_json_rewrite: URLs replaced as text"
             );
             let head = stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(head)) });
-            Response::new(Body::from_stream(head.chain(rest)))
+            replaced(Box::pin(head.chain(rest)), &mut headers)
         } else {
             match links.rewrite_json(&head) {
                 Some(rewritten) => {
@@ -67,6 +83,15 @@ pub(super) async fn api_response(
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     Ok(out)
+}
+
+/// Whether the body is text whose backend URLs a client could follow (HTML pages, XML,
+/// plain text); binary formats are never touched.
+fn is_text(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|ct| {
+        let essence = essence(ct);
+        essence.starts_with("text/") || essence == "application/xml" || essence.ends_with("+xml")
+    })
 }
 
 /// `Location` and `Content-Location` below the service URL lead through the proxy, and so

@@ -22,8 +22,8 @@ struct Replacer {
     replace: Option<(memmem::Finder<'static>, Bytes)>,
     /// Tail of the previous data that may start an occurrence (< needle length).
     carry: BytesMut,
-    /// Checks the input.
-    check: Checker,
+    /// Checks the input (XML documents; `None` for bodies that are not XML).
+    check: Option<Checker>,
     /// The input has ended or failed.
     done: bool,
 }
@@ -34,7 +34,7 @@ impl Replacer {
         while !self.done {
             match self.input.next().await {
                 Some(Ok(chunk)) => {
-                    if let Err(e) = self.check.feed(&chunk) {
+                    if let Some(Err(e)) = self.check.as_mut().map(|c| c.feed(&chunk)) {
                         self.done = true;
                         return Some(Err(e));
                     }
@@ -49,7 +49,7 @@ impl Replacer {
                 }
                 None => {
                     self.done = true;
-                    if let Err(e) = self.check.finish() {
+                    if let Some(Err(e)) = self.check.as_ref().map(|c| c.finish()) {
                         return Some(Err(e));
                     }
                     if !self.carry.is_empty() {
@@ -111,25 +111,41 @@ pub(super) fn replace_stream(tee: TeeReader, check: Checker, rewrite: &Rewrite) 
     } else {
         Box::pin(unread.chain(input))
     };
-    let mut replacer = Replacer {
-        input,
-        replace: (!rewrite.service_url.is_empty()).then(|| {
-            (
-                memmem::Finder::new(rewrite.service_url.as_bytes()).into_owned(),
-                Bytes::copy_from_slice(rewrite.public_url.as_bytes()),
-            )
-        }),
-        carry: BytesMut::new(),
-        check,
-        done: false,
-    };
+    let mut replacer = Replacer::new(input, rewrite, Some(check));
     // The recorded head was parsed already: it is replaced but not checked.
     let head = replacer.feed(record.freeze());
     let head = stream::iter((!head.is_empty()).then_some(Ok(head)));
-    Box::pin(
-        head.chain(stream::unfold(replacer, |mut replacer| async move {
+    Box::pin(head.chain(replacer.into_stream()))
+}
+
+/// A body of any text format with every occurrence of the service URL replaced by the
+/// public URL, streaming (bounded memory, no parsing, no check).
+pub fn replace_urls(input: ByteStream, rewrite: &Rewrite) -> ByteStream {
+    Box::pin(Replacer::new(input, rewrite, None).into_stream())
+}
+
+impl Replacer {
+    /// A replacer of `rewrite`'s service URL over `input`.
+    fn new(input: ByteStream, rewrite: &Rewrite, check: Option<Checker>) -> Replacer {
+        Replacer {
+            input,
+            replace: (!rewrite.service_url.is_empty()).then(|| {
+                (
+                    memmem::Finder::new(rewrite.service_url.as_bytes()).into_owned(),
+                    Bytes::copy_from_slice(rewrite.public_url.as_bytes()),
+                )
+            }),
+            carry: BytesMut::new(),
+            check,
+            done: false,
+        }
+    }
+
+    /// The output, pulling input only when polled.
+    fn into_stream(self) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send {
+        stream::unfold(self, |mut replacer| async move {
             let item = replacer.next_chunk().await?;
             Some((item, replacer))
-        })),
-    )
+        })
+    }
 }
