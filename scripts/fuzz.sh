@@ -8,7 +8,9 @@
 # paths stay below the service path), fuzz_kvp (parse_kvp against a first/last-value
 # reading), fuzz_xml_root (scan_xml_root against roxmltree, DOCTYPEs, chunked prefixes),
 # fuzz_gate (the whole gate: public grants only for public operations, token grants only
-# for the valid token, no panic). `cargo test` runs each briefly; this runs them longer.
+# for the valid token, no panic), fuzz_ogcapi_rules (an ogcapi request is public only as
+# a GET/HEAD of a public resource, however a lenient backend decodes its path).
+# `cargo test` runs each briefly; this runs them longer.
 #
 # Engine: with cargo-bolero installed (`cargo bolero --version` works), each target runs
 # under `cargo bolero test` (engine $BOLERO_ENGINE, default libfuzzer, which needs a
@@ -27,7 +29,7 @@ if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
     echo "usage: scripts/fuzz.sh [SECONDS per target]" >&2
     exit 2
 fi
-targets=(fuzz_path fuzz_kvp fuzz_xml_root fuzz_gate)
+targets=(fuzz_path fuzz_kvp fuzz_xml_root fuzz_gate fuzz_ogcapi_rules)
 
 if cargo bolero --version >/dev/null 2>&1; then
     runner="cargo bolero test (engine ${BOLERO_ENGINE:-libfuzzer})"

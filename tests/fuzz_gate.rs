@@ -1,5 +1,5 @@
 //! Fuzzing of the gate, the proxy's one access decision: "a protected operation never
-//! reaches a backend without a valid credential". Four bolero targets, each with its
+//! reaches a backend without a valid credential". Five bolero targets, each with its
 //! property (generators, reference readings and checks in `tests/fuzz/`):
 //!
 //! - `fuzz_path`: an extra path is refused, or its upstream URL stays below the service
@@ -9,7 +9,9 @@
 //! - `fuzz_xml_root`: `scan_xml_root` agrees with roxmltree on the root, refuses DOCTYPEs,
 //!   and finds on a prefix only what it finds on the whole document;
 //! - `fuzz_gate`: a public grant only for what every backend reading calls public, a token
-//!   grant only for the valid token, never a panic.
+//!   grant only for the valid token, never a panic;
+//! - `fuzz_ogcapi_rules`: an `ogcapi` request is public only as a GET/HEAD of a public
+//!   resource, whatever a lenient backend makes of its path's encoding and case.
 //!
 //! Under `cargo test` each target runs a small bounded budget (below); `scripts/fuzz.sh`
 //! runs them for longer. A finding becomes a named regression test at the end of this file.
@@ -27,6 +29,18 @@ use fuzz::xml::{Enc, XmlCase, XmlInput};
 const ITERATIONS: usize = 10_000;
 /// Time cap per target under `cargo test` (`BOLERO_RANDOM_TEST_TIME_MS` overrides).
 const TIME: Duration = Duration::from_secs(2);
+
+#[test]
+fn fuzz_ogcapi_rules() {
+    bolero::check!()
+        .with_type::<fuzz::ogcapi::RuleInput>()
+        .with_iterations(ITERATIONS)
+        .with_test_time(TIME)
+        .for_each(|input| {
+            let (method, path) = input.render();
+            fuzz::ogcapi::check(&method, &path);
+        });
+}
 
 #[test]
 fn fuzz_path() {

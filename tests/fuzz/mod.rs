@@ -5,6 +5,7 @@
 
 pub mod gate;
 pub mod kvp;
+pub mod ogcapi;
 pub mod path;
 pub mod reference;
 pub mod xml;
