@@ -574,3 +574,30 @@ async fn a_read_only_database_is_unavailable_for_writes_not_for_reads() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_saving_one_new_name_at_once_both_succeed() {
+    let Some(db) = TestDatabase::create("two_instances_saving_one_new_name") else {
+        return;
+    };
+    let one = PostgresStore::open(&db.url).unwrap();
+    let two = PostgresStore::open(&db.url).unwrap();
+    for i in 0..30 {
+        let name = format!("s{i}");
+        let (first, second) = (
+            Service::new(&name, "http://one/wps"),
+            Service::new(&name, "http://two/wps"),
+        );
+        let (a, b) = tokio::join!(one.save_service(&first), two.save_service(&second));
+        // Both inserted after both updated nothing: the loser updates instead of failing.
+        a.unwrap();
+        b.unwrap();
+    }
+    let services = one.list_services().await.unwrap();
+    assert_eq!(services.len(), 30);
+    assert!(
+        services
+            .iter()
+            .all(|s| ["http://one/wps", "http://two/wps"].contains(&s.url.as_str()))
+    );
+}

@@ -17,6 +17,7 @@
 //! ([`acks`], at most [`ACK_WAIT`]), so its effect is everywhere when its caller answers.
 
 mod acks;
+mod failure;
 mod listen;
 mod rows;
 mod schema;
@@ -103,7 +104,7 @@ macro_rules! with_client {
                 Ok(value) => break Ok(value),
                 // The statement did not run. The server most likely restarted or ended
                 // every backend: the idle connections are as dead as this one.
-                Err(e) if !retried && connection_lost(&e, &object) => {
+                Err(e) if !retried && failure::connection_lost(&e, &object) => {
                     tracing::debug!(error = %e, "pooled PostgreSQL connection was lost; retrying on a new one");
                     // Not back into the pool: it may not know yet that it is closed.
                     drop(deadpool_postgres::Object::take(object));
@@ -139,8 +140,10 @@ impl PostgresStore {
                     .build()
                     .map_err(|e| e.to_string())?;
                 runtime.block_on(async move {
-                    let (mut client, connection) =
-                        config.connect(tls).await.map_err(|e| connect_reason(&e))?;
+                    let (mut client, connection) = config
+                        .connect(tls)
+                        .await
+                        .map_err(|e| failure::connect_reason(&e))?;
                     let driver = tokio::spawn(connection);
                     let columns = schema::upgrade(&mut client)
                         .await
@@ -199,7 +202,7 @@ impl PostgresStore {
     async fn connection(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| {
             let reason = match e {
-                deadpool_postgres::PoolError::Backend(e) => connect_reason(&e),
+                deadpool_postgres::PoolError::Backend(e) => failure::connect_reason(&e),
                 other => other.to_string(),
             };
             StoreError::Unavailable(format!("PostgreSQL {}: {reason}", self.location))
@@ -209,8 +212,8 @@ impl PostgresStore {
     /// A failed statement as a store error: [`StoreError::Unavailable`] when the same
     /// statement may succeed later.
     fn failure(&self, e: tokio_postgres::Error) -> StoreError {
-        let reason = format!("PostgreSQL {}: {}", self.location, describe(&e));
-        if is_transient(&e) {
+        let reason = format!("PostgreSQL {}: {}", self.location, failure::describe(&e));
+        if failure::is_transient(&e) {
             StoreError::Unavailable(reason)
         } else {
             StoreError::Database(reason)
@@ -227,39 +230,42 @@ impl PostgresStore {
         insert: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> StoreResult<()> {
-        let mut conflicts = 0;
-        loop {
+        // Twice at most: the second time the row another instance inserted is updated.
+        for _ in 0..2 {
             let write = self.acks.begin();
             let payload = write.payload(changed.payload());
-            let outcome: StoreResult<i64> = with_client!(self, |client| async {
+            let outcome: Option<i64> = with_client!(self, |client| async {
                 let tx = client.transaction().await?;
                 let updated = tx
                     .execute(&tx.prepare_cached(update).await?, params)
                     .await?;
                 if updated == 0 {
-                    tx.execute(&tx.prepare_cached(insert).await?, params)
-                        .await?;
+                    let inserted = tx.execute(&tx.prepare_cached(insert).await?, params).await;
+                    match inserted {
+                        Ok(_) => {}
+                        // Inserted by another instance since our update: roll back, again.
+                        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
-                let listeners = tx
+                let listeners: i64 = tx
                     .query_one(&tx.prepare_cached(sql::NOTIFY).await?, &[&payload])
                     .await?
                     .get(0);
                 tx.commit().await?;
-                Ok::<_, tokio_postgres::Error>(listeners)
-            });
-            match outcome {
-                Ok(listeners) => {
-                    self.confirmed(&write, listeners).await;
-                    return Ok(());
-                }
-                Err(StoreError::Database(ref reason))
-                    if conflicts == 0 && reason.ends_with(UNIQUE_VIOLATION_MARK) =>
-                {
-                    conflicts += 1;
-                }
-                Err(e) => return Err(e),
+                Ok::<_, tokio_postgres::Error>(Some(listeners))
+            })?;
+            if let Some(listeners) = outcome {
+                self.confirmed(&write, listeners).await;
+                return Ok(());
             }
         }
+        Err(StoreError::Unavailable(format!(
+            "PostgreSQL {}: concurrent writes of the same key kept conflicting",
+            self.location
+        )))
     }
 
     /// Waits for the listening instances' acknowledgements of a committed write (not when
@@ -327,64 +333,6 @@ impl PostgresStore {
         params: &[&(dyn ToSql + Sync)],
     ) -> StoreResult<Option<tokio_postgres::Row>> {
         Ok(self.query(statement, params).await?.into_iter().next())
-    }
-}
-
-/// Marks a unique violation in a store error's text (see [`describe`]).
-const UNIQUE_VIOLATION_MARK: &str = "[23505]";
-
-/// The connection was gone before the statement ran: closed, or ended by the server
-/// (`57P01` admin shutdown and friends arrive as the answer to the next statement).
-fn connection_lost(e: &tokio_postgres::Error, client: &ClientWrapper) -> bool {
-    e.is_closed()
-        || client.is_closed()
-        || e.code().is_some_and(|code| {
-            [
-                SqlState::ADMIN_SHUTDOWN,
-                SqlState::CRASH_SHUTDOWN,
-                SqlState::CANNOT_CONNECT_NOW,
-            ]
-            .contains(code)
-        })
-}
-
-/// Failures that are the database's state, not the statement's: the connection is gone,
-/// the server is shutting down or starting, read-only (a standby, `default_transaction_read_only`),
-/// out of disk, memory or connections, or a transaction lost a conflict.
-fn is_transient(e: &tokio_postgres::Error) -> bool {
-    let Some(code) = e.code() else {
-        // No SQLSTATE: the connection itself failed (closed, I/O, timeout).
-        return e.is_closed() || e.as_db_error().is_none();
-    };
-    let code = code.code();
-    code.starts_with("08") // connection exception
-        || code.starts_with("53") // insufficient resources
-        || code.starts_with("57P") // admin/crash shutdown, cannot connect now
-        || code.starts_with("40") // serialization failure, deadlock
-        || code == SqlState::READ_ONLY_SQL_TRANSACTION.code()
-}
-
-/// A statement's failure in one line: the server's message and SQLSTATE when it sent one.
-fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} [{}]", db.message(), db.code().code()),
-        None => e.to_string(),
-    }
-}
-
-/// A connection failure in one line, with the cause tokio-postgres keeps behind it.
-fn connect_reason(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        let hint = if *db.code() == SqlState::INVALID_PASSWORD {
-            " (check the user and password in sqlalchemy.url)"
-        } else {
-            ""
-        };
-        return format!("{}{hint}", db.message());
-    }
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
     }
 }
 
