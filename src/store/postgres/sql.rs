@@ -104,3 +104,21 @@ pub(super) fn find_token() -> String {
          ORDER BY 1 LIMIT 1"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::listen::{APPLICATION_NAME, CHANNEL};
+    use super::*;
+
+    #[test]
+    fn writes_notify_the_channel_listeners_listen_on_and_count_them_by_name() {
+        assert!(
+            NOTIFY.contains(&format!("pg_notify('{CHANNEL}'")),
+            "{NOTIFY}"
+        );
+        assert!(
+            NOTIFY.contains(&format!("application_name = '{APPLICATION_NAME}'")),
+            "{NOTIFY}"
+        );
+    }
+}
