@@ -47,6 +47,7 @@ class Row:
     header: str = ""  # {oauth} / {jwt}: an OAuth2 token of twitcher
     baseline: str = ""  # row whose backend/nginx measurements stand for this one's
     instance: str = "twitcher"  # which twitcher serves the twitcher column
+    tls: bool = False  # measured over HTTPS (nginx terminating TLS, twitcher's own listener)
 
 
 ALL = tuple(COLUMNS)
@@ -71,6 +72,10 @@ ROWS = [
         "ExceptionReport", expect=401, baseline="execute"),
     Row("getmap", "WMS GetMap", "wms", GETMAP + "&access_token={token}",
         ("backend", "nginx", "twitcher", "original"), "png"),
+    Row("https_execute", "HTTPS: Execute, XML-RPC token", "wps", EXECUTE + "&access_token={token}",
+        ("nginx", "twitcher"), "Hello tux", tls=True),
+    Row("https_getcaps", "HTTPS: GetCapabilities (rewritten)", "wps",
+        "service=WPS&request=GetCapabilities", ("twitcher",), "caps", tls=True),
 ]
 BIG_ROWS = [  # 1 GiB, one stream: key, label, service, query
     ("bigwms", "1 GiB, wms branch (GetMap)", "bigwms", GETMAP + "&access_token={token}"),
@@ -130,7 +135,8 @@ class Bench:
             self.server_cpus = self.load_cpus = None
             self.server_cores = self.load_cores = cores
         self.port = {k: stack.free_port() for k in ("backend", "nginx", "subfilter",
-                                                    "twitcher", "helper", "cached", "original")}
+                                                    "twitcher", "helper", "cached", "original",
+                                                    "nginx_tls", "twitcher_tls")}
         self.addr = {k: f"{LOOPBACK}:{p}" for k, p in self.port.items()}
         self.tokens = {}  # column -> XML-RPC token
         self.oauth = self.jwt = ""
@@ -149,9 +155,11 @@ class Bench:
         workers = self.server_cores
         backend = stack.nginx_config(self.work, "backend", workers, stack.BACKEND.format(
             addr=self.addr["backend"], www=self.work / "www"))
+        self.tls_cert, self.tls_key = stack.tls_certificate(self.work)
         proxies = stack.nginx_config(self.work, "proxies", workers, stack.PROXIES.format(
             backend=self.addr["backend"], plain=self.addr["nginx"],
-            subfilter=self.addr["subfilter"], backend_wps=backend_wps))
+            subfilter=self.addr["subfilter"], backend_wps=backend_wps,
+            tls=self.addr["nginx_tls"], cert=self.tls_cert, key=self.tls_key))
         for name, conf, check in (("backend", backend, f"{self.addr['backend']}/nginx_status"),
                                   ("proxies", proxies, f"{self.addr['nginx']}/")):
             proc = self.procs.start(name, ["nginx", "-c", str(conf), "-p", str(self.work)],
@@ -171,7 +179,10 @@ class Bench:
         self.oauth = stack.oauth_token(url, client)
         self.procs.stop(helper)
 
-        ini = stack.twitcher_ini(self.work, "twitcher", self.port["twitcher"], "signed_token")
+        https = (f"https_listen = {self.addr['twitcher_tls']}\ncertfile = {self.tls_cert}\n"
+                 f"keyfile = {self.tls_key}")
+        ini = stack.twitcher_ini(self.work, "twitcher", self.port["twitcher"], "signed_token",
+                                 server_extra=https)
         self.twitcher_proc = self.procs.start("twitcher", [binary, "serve", str(ini)],
                                               cpus=self.server_cpus)
         url = f"http://{self.addr['twitcher']}"
@@ -232,13 +243,16 @@ class Bench:
 
     def server(self, column, row=None):
         """The address measured in a column (the twitcher column: the row's instance)."""
+        if row and row.tls:
+            return self.addr[f"{column}_tls"]
         return self.addr[row.instance if row and column == "twitcher" else column]
 
     def url(self, column, service, query, row=None):
         query = query.format(token=self.tokens.get(column, self.tokens["twitcher"]))
         if column == "backend":
             return f"http://{self.addr['backend']}/{service}?{query}"
-        return f"http://{self.server(column, row)}/ows/proxy/{service}?{query}"
+        scheme = "https" if row and row.tls else "http"
+        return f"{scheme}://{self.server(column, row)}/ows/proxy/{service}?{query}"
 
     def header(self, row):
         return row.header.format(oauth=self.oauth, jwt=self.jwt) if row.header else ""
@@ -257,7 +271,8 @@ class Bench:
             if column in ("backend", "nginx"):
                 wanted = backend_url  # no rewriting there
             else:
-                wanted = f"http://{self.server(column, row)}/ows/proxy/wps".encode()
+                scheme = "https" if row.tls else "http"
+                wanted = f"{scheme}://{self.server(column, row)}/ows/proxy/wps".encode()
             if b"wps:Capabilities" not in body or wanted not in body:
                 return f"capabilities without {wanted.decode()}"
             if column not in ("backend", "nginx") and backend_url in body:

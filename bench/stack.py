@@ -3,6 +3,7 @@
 process group on a free loopback port and stopped by that group's id."""
 
 import http.client
+import ssl
 import json
 import os
 import signal
@@ -95,7 +96,12 @@ def wait_http(proc, url, name, procs, timeout=30):
 def request(url, headers=None, data=None, timeout=30):
     """One HTTP request: (status, headers, body). No redirects, no exceptions for 4xx/5xx."""
     parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    if parts.scheme == "https":
+        # The bench's own self-signed certificate.
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
+                                           context=ssl._create_unverified_context())
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         conn.request("POST" if data is not None else "GET", target, body=data,
@@ -202,6 +208,13 @@ PROXIES = """\
         listen {plain} backlog=4096;
         location /ows/proxy/ {{ proxy_pass http://backend/; }}
     }}
+    # nginx terminating TLS in front of the backend: the anchor of the HTTPS rows.
+    server {{
+        listen {tls} ssl backlog=4096;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location /ows/proxy/ {{ proxy_pass http://backend/; }}
+    }}
     # nginx doing twitcher's job for capabilities: the backend's URL rewritten to the one the
     # client used, in every XML answer.
     server {{
@@ -245,10 +258,13 @@ twitcher.token.keyfile = {keys}/test-signing-key.pem
 twitcher.token.certfile = {keys}/test-signing-cert.pem
 twitcher.token.expires_in = 86400
 twitcher.token.issuer = twitcher
+# Like the nginx servers here (access_log off): the proxy path, not log writing, is measured.
+twitcher.access_log = false
 {extra}
 
 [server:main]
 listen = {addr}
+{server_extra}
 """
 
 ORIGINAL_INI = """\
@@ -339,12 +355,23 @@ def oauth_token(base_url, client):
     return json.loads(body)["access_token"]
 
 
-def twitcher_ini(work, name, port, token_type, extra=""):
+def twitcher_ini(work, name, port, token_type, extra="", server_extra=""):
     path = work / f"{name}.ini"
     path.write_text(TWITCHER_INI.format(db=work / "twitcher.sqlite", addr=f"{LOOPBACK}:{port}",
                                         token_type=token_type, keys=ROOT / "fixtures/keys",
-                                        extra=extra))
+                                        extra=extra, server_extra=server_extra))
     return path
+
+
+def tls_certificate(work):
+    """A self-signed RSA 2048 certificate for 127.0.0.1 (openssl): (cert, key) paths."""
+    cert, key = work / "tls-cert.pem", work / "tls-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    key.chmod(0o644)  # nginx workers run as www-data
+    return cert, key
 
 
 def original_ini(work, port, workers):
