@@ -118,6 +118,7 @@ pub(super) async fn serve<I>(
             }) => event,
             () = &mut sleep => Event::Expired,
         };
+        let expired = matches!(event, Event::Expired);
         match event {
             Event::Done(Ok(())) => return,
             Event::Done(Err(e)) => {
@@ -152,9 +153,13 @@ pub(super) async fn serve<I>(
             // hyper finishes the response in flight, then closes.
             connection.as_mut().graceful_shutdown();
         }
-        sleep
-            .as_mut()
-            .reset(activity.deadline(timeouts).unwrap_or_else(far_future));
+        // Re-armed only when the deadline comes sooner than the armed one, or the armed
+        // one fired early: a later deadline waits for the armed one to fire. A keep-alive
+        // request then costs no timer update at all.
+        let next = activity.deadline(timeouts).unwrap_or_else(far_future);
+        if expired || next < sleep.deadline() {
+            sleep.as_mut().reset(next);
+        }
     }
 }
 
