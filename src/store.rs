@@ -271,6 +271,20 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything twitcher keeps between requests. Implementations must be cheap to share
 /// (`Arc<dyn Store>`) and must never block the async runtime.
+/// How a table of the originals' schema is brought up to what we need, on either
+/// database: created whole when missing, else the `optional` columns are added
+/// (nullable, so existing rows just read NULL).
+pub(crate) struct TableSpec {
+    /// The table's name.
+    pub name: &'static str,
+    /// Its `CREATE TABLE` (and index) statements for a new database.
+    pub ddl: &'static str,
+    /// Columns without which the table cannot be one of ours: refuse to open.
+    pub required: &'static [&'static str],
+    /// Columns added with `ALTER TABLE … ADD COLUMN` when missing, with their types.
+    pub optional: &'static [(&'static str, &'static str)],
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers (for `/health`).

@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use crate::store::TableSpec;
+
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::pool::open_reason;
@@ -76,17 +78,6 @@ const ACCESS_TOKENS_DDL: &str = concat!(
     ");\n",
     "CREATE UNIQUE INDEX token_index ON access_tokens (token);",
 );
-
-/// How a table is brought up to what we need: created whole when missing, else the
-/// `optional` columns are added (nullable, so existing rows just read NULL).
-struct TableSpec {
-    name: &'static str,
-    ddl: &'static str,
-    /// Columns without which the table cannot be one of ours: refuse to open.
-    required: &'static [&'static str],
-    /// Columns added with `ALTER TABLE … ADD COLUMN` when missing.
-    optional: &'static [(&'static str, &'static str)],
-}
 
 /// In creation order for a new database (the 0.6.0 head first, then our additions).
 const TABLES: [TableSpec; 4] = [
