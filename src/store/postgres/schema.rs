@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 
 use crate::store::TableSpec;
-
 use tokio_postgres::{Client, GenericClient};
 
 /// The original 0.6.0's alembic head, stamped into new databases.

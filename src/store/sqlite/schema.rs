@@ -3,11 +3,10 @@
 
 use std::collections::HashSet;
 
-use crate::store::TableSpec;
-
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::pool::open_reason;
+use crate::store::TableSpec;
 
 /// The original 0.6.0's alembic head, stamped into new databases.
 const ALEMBIC_HEAD: &str = "d9cff565b8db";
