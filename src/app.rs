@@ -9,9 +9,13 @@ use crate::proxy::caps_cache::CapsCache;
 use crate::store::Store;
 use crate::tokens::{KeyError, Tokens};
 
-/// Shared application state (cheap to clone).
+/// Shared application state: one pointer, so the clone every handler call makes is a
+/// single reference count.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+/// What [`App`] points to.
+pub struct AppState {
     /// Settings, parsed once.
     pub config: Arc<Config>,
     /// Registry and token store.
@@ -88,13 +92,21 @@ impl App {
             .capabilities_cache
             .map(|ttl| Arc::new(CapsCache::new(ttl)));
         let metrics = config.metrics.then(|| Arc::new(Metrics::new()));
-        Ok(App {
+        Ok(App(Arc::new(AppState {
             config: Arc::new(config),
             store,
             upstream,
             tokens,
             capabilities,
             metrics,
-        })
+        })))
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
     }
 }
