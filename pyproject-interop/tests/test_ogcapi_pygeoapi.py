@@ -92,11 +92,20 @@ def assert_problem(response: requests.Response, status: int, detail: str) -> Non
 
 
 def job_count(pygeoapi) -> int:
-    """Jobs pygeoapi's manager has recorded (its TinyDB file: the job list is paged)."""
+    """Jobs pygeoapi's manager has recorded (its TinyDB file: the job list is paged).
+    A running async job rewrites the file in place: a read that catches it half written
+    is tried again."""
     path = pygeoapi.workdir / "jobs.db"
-    if not path.exists():
-        return 0
-    return sum(len(table) for table in json.loads(path.read_text() or "{}").values())
+    deadline = time.monotonic() + 10
+    while True:
+        if not path.exists():
+            return 0
+        try:
+            return sum(len(table) for table in json.loads(path.read_text() or "{}").values())
+        except json.JSONDecodeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def test_landing_page_and_processes_are_public(proxy, pygeoapi):
