@@ -113,6 +113,10 @@ class Pki:
         info = "critical, language:id-ppl-inheritAll"
         if path_len is not None:
             info += f", pathlen:{path_len}"
+        # A proxy must not outlive its issuer: each one made here ends a minute before the
+        # one made before it (as grid-proxy-init shortens a proxy to its issuer's life), so
+        # a second boundary crossed between two issues cannot make a chain invalid.
+        validity.setdefault("end", timedelta(hours=12) - timedelta(minutes=self.serial))
         return self.issue(name, subject or f"{issuer.subject}/CN={self.serial + 1000}", issuer,
                           ["keyUsage = critical, digitalSignature, keyEncipherment",
                            f"proxyCertInfo = {info}"], **validity)
