@@ -151,23 +151,7 @@ mod tests {
         ];
         let mut out = String::new();
         for problem in all {
-            let response = problem.into_response();
-            out.push_str(&format!("== {}\n", response.status()));
-            let mut headers: Vec<_> = response
-                .headers()
-                .iter()
-                .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
-                .collect();
-            headers.sort();
-            for h in headers {
-                out.push_str(&h);
-                out.push('\n');
-            }
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            out.push_str(std::str::from_utf8(&body).unwrap());
-            out.push_str("\n\n");
+            out.push_str(&crate::error::tests::render(problem.into_response()).await);
         }
         insta::assert_snapshot!(out);
     }
